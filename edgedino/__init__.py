@@ -1,0 +1,25 @@
+"""edgedino: DINOv3-style backbones from training to the edge.
+
+Importing the package is torch-free; `load_backbone`, `save_backbone` and `create_model` import torch
+on first use, so a device with only `edgedino[runtime]` can use `edgedino.runtime` and `edgedino.track`.
+"""
+
+from edgedino.version import __version__
+
+_LAZY = {
+    "load_backbone": "edgedino.checkpoints",
+    "save_backbone": "edgedino.checkpoints",
+    "create_model": "edgedino.models",
+    "list_models": "edgedino.models",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgedino' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

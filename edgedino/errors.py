@@ -1,0 +1,9 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+
+
+class EdgeDinoError(Exception):
+    """A problem with what the user gave us (a file, a flag, a size), not a bug."""
+
+
+class CheckpointError(EdgeDinoError, ValueError):
+    """Weights that cannot be read or do not fit the model."""

@@ -1,0 +1,55 @@
+"""Pre-norm transformer block with LayerScale and stochastic depth."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from edgedino.models.attention import Attention
+from edgedino.models.mlp import FFN_LAYERS
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale of a residual branch."""
+
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Drop the whole residual branch per sample with probability p (stochastic depth)."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+class Block(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn: str,
+        ffn_hidden: int,
+        eps: float,
+        layerscale: float | None,
+        qkv_bias: bool = True,
+        mask_k_bias: bool = True,
+        drop_path: float = 0.0,
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, mask_k_bias)
+        self.ls1 = LayerScale(dim, layerscale) if layerscale else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = FFN_LAYERS[ffn](dim, ffn_hidden)
+        self.ls2 = LayerScale(dim, layerscale) if layerscale else nn.Identity()
+        self.drop_path = drop_path
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        x = x + drop_path(self.ls1(self.attn(self.norm1(x), rope)), self.drop_path, self.training)
+        return x + drop_path(self.ls2(self.mlp(self.norm2(x))), self.drop_path, self.training)

@@ -1,0 +1,138 @@
+"""Named model configs (the registry): one dataclass per family, one entry per preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Union
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """A DINOv3 vision transformer: registers, axial RoPE on patch tokens, LayerScale, masked key bias."""
+
+    name: str = "custom"
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = 6
+    ffn: str = "mlp"  # "mlp" (GELU) or "swiglu"
+    ffn_hidden: int = 1536  # hidden width as stored in the weights
+    patch_size: int = 16
+    in_chans: int = 3
+    n_registers: int = 4
+    rope_base: float = 100.0
+    rope_rescale: Union[float, None] = 2.0  # training-time coordinate rescale jitter, in [1/s, s]
+    layer_norm_eps: float = 1e-5
+    layerscale_init: Union[float, None] = 1e-5
+    qkv_bias: bool = True
+    mask_k_bias: bool = True
+    untie_cls_norm: bool = False  # separate norm for CLS + registers (official 7B)
+    local_cls_norm: bool = False  # training-only norm for local-crop CLS (official ViT-L SAT)
+    family: str = field(default="vit", init=False)
+
+    @property
+    def stride(self) -> int:
+        return self.patch_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class ConvNeXtConfig:
+    """A DINOv3 ConvNeXt: four stages, CLS = mean-pooled last stage, one final norm over [CLS; patches]."""
+
+    name: str = "custom"
+    depths: tuple = (3, 3, 9, 3)
+    dims: tuple = (96, 192, 384, 768)
+    in_chans: int = 3
+    layer_norm_eps: float = 1e-6
+    layerscale_init: Union[float, None] = 1e-6
+    family: str = field(default="convnext", init=False)
+
+    @property
+    def stride(self) -> int:
+        return 32
+
+    @property
+    def embed_dim(self) -> int:
+        return self.dims[-1]
+
+
+ModelConfig = Union[ViTConfig, ConvNeXtConfig]
+
+MODELS: dict[str, ModelConfig] = {}
+
+
+def register(cfg: ModelConfig) -> ModelConfig:
+    """Add a named preset to the registry."""
+    MODELS[cfg.name] = cfg
+    return cfg
+
+
+def _swiglu_hidden(dim: int, ratio: float, align: int = 8) -> int:
+    """SwiGLU keeps 2/3 of the nominal hidden width, rounded up to a multiple of `align`."""
+    d = int(int(dim * ratio) * 2 / 3)
+    return d + (-d % align)
+
+
+for _name, _dim, _depth, _heads, _ffn, _ratio in [
+    ("vits16", 384, 12, 6, "mlp", 4),
+    ("vits16plus", 384, 12, 6, "swiglu", 6),
+    ("vitb16", 768, 12, 12, "mlp", 4),
+    ("vitl16", 1024, 24, 16, "mlp", 4),
+    ("vitl16plus", 1024, 24, 16, "swiglu", 6),
+    ("vith16plus", 1280, 32, 20, "swiglu", 6),
+]:
+    _hidden = _swiglu_hidden(_dim, _ratio) if _ffn == "swiglu" else _dim * _ratio
+    register(ViTConfig(_name, _dim, _depth, _heads, _ffn, _hidden))
+
+register(ConvNeXtConfig("convnext_tiny", (3, 3, 9, 3), (96, 192, 384, 768)))
+register(ConvNeXtConfig("convnext_small", (3, 3, 27, 3), (96, 192, 384, 768)))
+register(ConvNeXtConfig("convnext_base", (3, 3, 27, 3), (128, 256, 512, 1024)))
+register(ConvNeXtConfig("convnext_large", (3, 3, 27, 3), (192, 384, 768, 1536)))
+
+# Few-parameter presets so that every code path runs in seconds on a 2-core CPU (tests, smoke runs).
+register(ViTConfig("vit_test", embed_dim=64, depth=2, num_heads=2, ffn="mlp", ffn_hidden=128))
+register(ViTConfig("vit_test_swiglu", embed_dim=64, depth=2, num_heads=2, ffn="swiglu", ffn_hidden=128))
+register(ConvNeXtConfig("convnext_test", (1, 1, 2, 1), (16, 32, 64, 128)))
+
+TEST_PRESETS = ("vit_test", "vit_test_swiglu", "convnext_test")
+
+
+def list_models(include_test: bool = False) -> list[str]:
+    """Names of the registered presets."""
+    return [n for n in MODELS if include_test or n not in TEST_PRESETS]
+
+
+def get_config(name: str) -> ModelConfig:
+    """The preset called `name`, or a ValueError listing the known names."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models(True))}")
+    return MODELS[name]
+
+
+def match_preset(cfg: ModelConfig) -> ModelConfig:
+    """The registered preset equal to `cfg` in every architectural field, renamed to it; else `cfg`."""
+    arch = [f.name for f in fields(cfg) if f.name not in ("name", "rope_rescale")]
+    for preset in MODELS.values():
+        if type(preset) is type(cfg) and all(getattr(preset, a) == getattr(cfg, a) for a in arch):
+            return replace(cfg, name=preset.name)
+    return replace(cfg, name="custom")
+
+
+def config_to_dict(cfg: ModelConfig) -> dict:
+    """A JSON-friendly dict that `config_from_dict` turns back into the same config."""
+    d = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.init}
+    d["family"] = cfg.family
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def config_from_dict(d: dict) -> ModelConfig:
+    d = dict(d)
+    family = d.pop("family")
+    if family == "vit":
+        return ViTConfig(**d)
+    if family == "convnext":
+        return ConvNeXtConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    raise ValueError(f"unknown model family {family!r}")

@@ -1,0 +1,67 @@
+"""Image reading and preprocessing, once for every consumer (CLI, runtime, bench, apps). Torch-free."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.errors import EdgeDinoError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def parse_imgsz(text: str | int | tuple) -> tuple[int, int]:
+    """'224' -> (224, 224); '224x320' or '224,320' -> (224, 320) as (height, width)."""
+    if isinstance(text, int):
+        return text, text
+    if isinstance(text, tuple):
+        return int(text[0]), int(text[1])
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[x,]\s*(\d+))?\s*", str(text))
+    if not m:
+        raise EdgeDinoError(f"image size {text!r} is not N or HxW (e.g. 224 or 240x320)")
+    h = int(m[1])
+    return h, int(m[2] or h)
+
+
+def check_size(hw: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The size unchanged, or an error: edgedino never crops or pads silently."""
+    h, w = hw
+    if h <= 0 or w <= 0 or h % stride or w % stride:
+        raise EdgeDinoError(f"image size {h}x{w} is not a multiple of the model's stride {stride} "
+                            f"(nearest: {max(stride, round(h / stride) * stride)}x{max(stride, round(w / stride) * stride)})")
+    return h, w
+
+
+def fit_size(image_hw: tuple[int, int], short_side: int, stride: int) -> tuple[int, int]:
+    """Keep the aspect ratio, short side = `short_side`, each side rounded to a multiple of `stride`."""
+    h, w = image_hw
+    scale = short_side / min(h, w)
+    return tuple(max(stride, round(s * scale / stride) * stride) for s in (h, w))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) array; an EdgeDinoError naming the file if it cannot be read."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeDinoError(f"image not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise EdgeDinoError(f"cannot read {path} as an image (not a format OpenCV decodes, or corrupt)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def preprocess(rgb: np.ndarray, size_hw: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """Resize an RGB uint8 image to exactly (h, w) and normalise: a float32 (1, 3, h, w) array."""
+    import cv2
+
+    h, w = size_hw
+    if rgb.shape[:2] != (h, w):
+        shrink = h < rgb.shape[0] and w < rgb.shape[1]
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = (rgb.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])

@@ -1,0 +1,29 @@
+"""Shared fixtures: real images shipped in assets/, and a scratch folder per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+IMAGES = sorted(ASSETS.glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def image_paths() -> list[Path]:
+    assert len(IMAGES) >= 3, "assets/ must hold the sample images"
+    return IMAGES
+
+
+@pytest.fixture(scope="session")
+def image_batch():
+    """A function: size (h, w) -> the shipped photos preprocessed to one (N, 3, h, w) float32 batch."""
+    from edgedino.runtime.preprocess import preprocess, read_image
+
+    def batch(size_hw: tuple[int, int]) -> np.ndarray:
+        return np.concatenate([preprocess(read_image(p), size_hw) for p in IMAGES])
+
+    return batch
