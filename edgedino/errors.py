@@ -7,3 +7,11 @@ class EdgeDinoError(Exception):
 
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""
+
+
+class InputSizeError(EdgeDinoError, ValueError):
+    """An input whose sides are not multiples of the model's stride (edgedino never crops silently)."""
+
+
+class ConfigError(EdgeDinoError, ValueError):
+    """An unknown model name or an impossible setting."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from edgedino.errors import InputSizeError
 from edgedino.models.config import ModelConfig
 
 OUTPUT_NAMES = ("cls", "registers", "patch_tokens")
@@ -33,10 +34,10 @@ class Backbone(nn.Module):
         return getattr(self.cfg, "n_registers", 0)
 
     def grid(self, h: int, w: int) -> tuple[int, int]:
-        """Patch grid for an h x w input; a ValueError if a side is not a multiple of the stride."""
+        """Patch grid for an h x w input; an InputSizeError if a side is not a multiple of the stride."""
         s = self.stride
         if h % s or w % s:
-            raise ValueError(f"input size {h}x{w} is not a multiple of the stride {s} of {self.cfg.name}")
+            raise InputSizeError(f"input size {h}x{w} is not a multiple of the stride {s} of {self.cfg.name}")
         return h // s, w // s
 
     def output_shapes(self, h: int, w: int, batch: int = 1) -> dict[str, tuple[int, ...]]:
@@ -50,14 +51,14 @@ class Backbone(nn.Module):
     def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def deploy(self, imgsz: tuple[int, int]) -> "Backbone":
+    def deploy(self, imgsz: tuple[int, int]) -> Backbone:
         """Eval mode, fixed to one input size: position tables become constants for export."""
         self.eval()
         self.grid(*imgsz)
         return self
 
     @torch.no_grad()
-    def reset_parameters(self, seed: int | None = None) -> "Backbone":
+    def reset_parameters(self, seed: int | None = None) -> Backbone:
         """Random init as in training from scratch (truncated normal linears/convs, unit norms)."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         for m in self.modules():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Union
+
+from edgedino.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,9 @@ class ViTConfig:
     in_chans: int = 3
     n_registers: int = 4
     rope_base: float = 100.0
-    rope_rescale: Union[float, None] = 2.0  # training-time coordinate rescale jitter, in [1/s, s]
+    rope_rescale: float | None = 2.0  # training-time coordinate rescale jitter, in [1/s, s]
     layer_norm_eps: float = 1e-5
-    layerscale_init: Union[float, None] = 1e-5
+    layerscale_init: float | None = 1e-5
     qkv_bias: bool = True
     mask_k_bias: bool = True
     untie_cls_norm: bool = False  # separate norm for CLS + registers (official 7B)
@@ -37,6 +38,10 @@ class ViTConfig:
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
 
+    def describe(self) -> str:
+        return (f"ViT/{self.patch_size}, dim {self.embed_dim}, {self.depth} blocks, {self.num_heads} heads, "
+                f"{self.ffn} FFN {self.ffn_hidden}, {self.n_registers} registers, RoPE base {self.rope_base:g}")
+
 
 @dataclass(frozen=True)
 class ConvNeXtConfig:
@@ -47,7 +52,7 @@ class ConvNeXtConfig:
     dims: tuple = (96, 192, 384, 768)
     in_chans: int = 3
     layer_norm_eps: float = 1e-6
-    layerscale_init: Union[float, None] = 1e-6
+    layerscale_init: float | None = 1e-6
     family: str = field(default="convnext", init=False)
 
     @property
@@ -58,8 +63,11 @@ class ConvNeXtConfig:
     def embed_dim(self) -> int:
         return self.dims[-1]
 
+    def describe(self) -> str:
+        return f"ConvNeXt, depths {list(self.depths)}, dims {list(self.dims)}, stride 32"
 
-ModelConfig = Union[ViTConfig, ConvNeXtConfig]
+
+ModelConfig = ViTConfig | ConvNeXtConfig
 
 MODELS: dict[str, ModelConfig] = {}
 
@@ -106,9 +114,9 @@ def list_models(include_test: bool = False) -> list[str]:
 
 
 def get_config(name: str) -> ModelConfig:
-    """The preset called `name`, or a ValueError listing the known names."""
+    """The preset called `name`, or a ConfigError listing the known names."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models(True))}")
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models(True))}")
     return MODELS[name]
 
 
@@ -135,4 +143,4 @@ def config_from_dict(d: dict) -> ModelConfig:
         return ViTConfig(**d)
     if family == "convnext":
         return ConvNeXtConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-    raise ValueError(f"unknown model family {family!r}")
+    raise ConfigError(f"unknown model family {family!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +69,7 @@ class ConvNeXt(Backbone):
                 nn.init.constant_(m.gamma, self.cfg.layerscale_init)
 
     def _stages(self, x: Tensor):
-        for down, stage in zip(self.downsample_layers, self.stages):
+        for down, stage in zip(self.downsample_layers, self.stages, strict=True):
             x = stage(down(x))
             yield x
 

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from edgedino.errors import InputSizeError
+
 
 def rotate_half(x: Tensor) -> Tensor:
     """[a, b] -> [-b, a] over the last dim: the 90-degree turn that pairs channel i with i + D/2."""
@@ -51,7 +53,7 @@ class RopeEmbedding(nn.Module):
     def forward(self, h: int, w: int) -> tuple[Tensor, Tensor]:
         if self.frozen_hw is not None:
             if (h, w) != self.frozen_hw:
-                raise ValueError(f"deployed for a {self.frozen_hw} patch grid, got {(h, w)}")
+                raise InputSizeError(f"deployed for a {self.frozen_hw} patch grid, got {(h, w)}")
             return self.frozen_sin, self.frozen_cos
         if self.training and self.rescale is not None:
             log_s = math.log(self.rescale)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -96,7 +96,7 @@ class VisionTransformer(Backbone):
                 outs.append(self._split(self._norm(x) if norm else x, h, w))
         return outs
 
-    def deploy(self, imgsz: tuple[int, int]) -> "VisionTransformer":
+    def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
         super().deploy(imgsz)
         self.rope_embed.freeze(*self.grid(*imgsz))
         return self

@@ -30,8 +30,9 @@ def check_size(hw: tuple[int, int], stride: int) -> tuple[int, int]:
     """The size unchanged, or an error: edgedino never crops or pads silently."""
     h, w = hw
     if h <= 0 or w <= 0 or h % stride or w % stride:
+        near = [max(stride, round(s / stride) * stride) for s in (h, w)]
         raise EdgeDinoError(f"image size {h}x{w} is not a multiple of the model's stride {stride} "
-                            f"(nearest: {max(stride, round(h / stride) * stride)}x{max(stride, round(w / stride) * stride)})")
+                            f"(nearest: {near[0]}x{near[1]})")
     return h, w
 
 

@@ -1,0 +1,31 @@
+# `make test` and `make demo` work on a fresh machine: they create .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+	$(BIN)/pip check
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgedino tests
+
+test: lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	@echo "== edgedino info: the default ViT-S/16 (random weights unless you pass --weights)"
+	$(BIN)/edgedino info --model vits16
+	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
+	$(BIN)/edgedino features assets/butterfly.jpg --out demo_out/pca.png
+	@echo "Weights are random unless --weights is given: pass an official DINOv3 .pth or HF folder for real features."
+
+clean:
+	rm -rf $(VENV) demo_out

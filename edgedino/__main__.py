@@ -1,0 +1,5 @@
+import sys
+
+from edgedino.cli import main
+
+sys.exit(main())
