@@ -24,7 +24,7 @@ demo: $(STAMP)
 	@echo "== edgedino info: the default ViT-S/16 (random weights unless you pass --weights)"
 	$(BIN)/edgedino info --model vits16
 	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
-	$(BIN)/edgedino features assets/butterfly.jpg --out demo_out/pca.png
+	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --out demo_out/pca.png
 	@echo "Weights are random unless --weights is given: pass an official DINOv3 .pth or HF folder for real features."
 
 clean:

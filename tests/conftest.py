@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "assets"
+ASSETS = ROOT / "edgedino" / "assets"
 IMAGES = sorted(ASSETS.glob("*.jpg"))
 
 

@@ -17,7 +17,7 @@ def register(sub) -> None:
                     "ratio (short side N, each side rounded to a multiple of the stride); with HxW it is resized "
                     "to exactly that. Sizes that are not multiples of the stride are an error, never a crop.",
         examples="""
-            edgedino features assets/butterfly.jpg --out pca.png
+            edgedino features edgedino/assets/butterfly.jpg --out pca.png
             edgedino features photo.jpg --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth --imgsz 672
             edgedino features photo.jpg --weights ./dinov3-convnext-tiny-hf/ --imgsz 448x640 --out pca.png
         """,

@@ -1,0 +1,211 @@
+"""`export()`: plan every target x precision, convert each atomically, verify each against PyTorch."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export import verify
+from edgedino.export.metadata import build_metadata
+from edgedino.export.module import ExportModule
+from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
+from edgedino.export.target import TARGETS, Conversion, Target, get_target
+from edgedino.runtime.base import RuntimeUnavailable
+from edgedino.runtime.base import load as load_runtime
+from edgedino.runtime.frames import model_inputs, read_frames
+from edgedino.runtime.preprocess import check_size, parse_imgsz
+
+VERIFY_IMAGES = 8
+
+
+@dataclass
+class ArtifactResult:
+    target: str
+    precision: str
+    path: str | None
+    status: str  # "ok", "verify-failed", "export-failed", "unverified" (no runtime here: static checks only)
+    size_mb: float = 0.0
+    export_s: float = 0.0
+    threshold: float = 0.0
+    parity: list[dict] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "unverified")
+
+
+@dataclass
+class ExportResult:
+    model: str
+    weights: str | None
+    imgsz: tuple[int, int]
+    input_format: str
+    verify_images: int
+    artifacts: list[ArtifactResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.artifacts)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+def plan(targets: list[str], precisions: list[str]) -> list[tuple[Target, str]]:
+    """Every (target, precision) to make, checked before any work; 'all' keeps the pairs a target supports."""
+    for p in precisions:
+        if p not in PRECISIONS:
+            near = difflib.get_close_matches(p, PRECISIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise EdgeDinoError(f"unknown precision {p!r}{hint} (precisions: {', '.join(PRECISIONS)})")
+    everything = targets == ["all"]
+    names = list(TARGETS) if everything else targets
+    pairs = []
+    for name in names:
+        target = get_target(name)
+        for p in precisions:
+            if p in target.precisions:
+                pairs.append((target, p))
+            elif not everything:
+                raise EdgeDinoError(f"the {name} target cannot export {p} (it does: {', '.join(target.precisions)})")
+    if not pairs:
+        raise EdgeDinoError(f"no target can export {', '.join(precisions)}")
+    for target in {t.name: t for t, _ in pairs}.values():
+        missing = target.available()
+        if missing:
+            raise EdgeDinoError(missing)
+    return pairs
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise EdgeDinoError(f"output directory {out} is not writable: {e.strerror or e}") from None
+
+
+def export(
+    targets: list[str] | str = "onnx",
+    model: str | None = None,
+    weights: str | None = None,
+    precisions: list[str] | str = "fp32",
+    imgsz: str | int | tuple[int, int] = 224,
+    calib: str | None = None,
+    calib_size: int = 32,
+    out: str | Path = "exports",
+    input_format: str = "float32",
+    dynamic: bool = False,
+    verify_outputs: bool = True,
+    options: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> ExportResult:
+    """Export a backbone to every target x precision asked; see `edgedino export --help`."""
+    from edgedino.checkpoints import load_backbone
+
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    precisions = [precisions] if isinstance(precisions, str) else list(precisions)
+    if input_format not in INPUT_FORMATS:
+        raise EdgeDinoError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
+    pairs = plan(targets, precisions)
+    if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
+        raise EdgeDinoError("--dynamic is only supported by the onnx target")
+    out = Path(out)
+    check_writable(out)
+    backbone = load_backbone(weights, model)
+    size = check_size(parse_imgsz(imgsz), backbone.stride)
+    needs_calib = any(p == "int8" for _, p in pairs)
+    frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
+    if needs_calib and len(frames) < calib_size:
+        log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
+    inputs = model_inputs(frames, size, input_format)
+    verify_inputs = inputs[:VERIFY_IMAGES]
+    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format), verify_inputs)
+    results = []
+    for i, (target, precision) in enumerate(pairs, 1):
+        spec = ExportSpec(target.name, precision, size, input_format, dynamic, dict(options or {}))
+        log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
+        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log)
+        if result.status == "exported" and verify_outputs:
+            _verify(result, verify_inputs, reference, log)
+        elif result.status == "exported":
+            result.status = "unverified"
+            result.message = "not verified (--no-verify)"
+        results.append(result)
+    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+
+
+def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log) -> ArtifactResult:
+    """Convert into a staging folder, run the static checks, then publish under the final name."""
+    final = out / (spec.filename(backbone.cfg.name) + target.suffix)
+    result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
+    start = time.perf_counter()
+    try:
+        module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format)
+        conv = Conversion(module, spec, calib, build_metadata(module, spec))
+        staged = staging / final.name
+        target.convert(conv, staged)
+        result.checks = target.static_checks(conv, staged)
+        result.export_s = time.perf_counter() - start
+        _publish(staging, out, final.name)
+    except EdgeDinoError as e:
+        result.status, result.message = "export-failed", str(e)
+    except Exception as e:  # a converter's failure is reported per artifact; the other artifacts still run
+        result.status, result.message = "export-failed", f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if result.status == "export-failed":
+        log(f"    failed: {result.message}")
+        return result
+    result.path = str(final)
+    result.size_mb = _size(final) / 1e6
+    log(f"    wrote {final} ({result.size_mb:.1f} MB) in {result.export_s:.1f}s")
+    return result
+
+
+def _publish(staging: Path, out: Path, name: str) -> None:
+    """Move the staged files next to their final names, the main file last (so it appears only when whole)."""
+    for f in sorted(staging.iterdir(), key=lambda p: p.name == name):
+        dest = out / f.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        os.replace(f, dest)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    side = path.with_suffix(".bin")  # OpenVINO weights
+    return path.stat().st_size + (side.stat().st_size if path.suffix == ".xml" and side.exists() else 0)
+
+
+def _verify(result: ArtifactResult, inputs: np.ndarray, reference: list, log) -> None:
+    try:
+        runtime = load_runtime(result.path)
+    except RuntimeUnavailable as e:
+        result.status, result.message = "unverified", str(e)
+        log(f"    not run: {e}")
+        return
+    result.parity = [p.to_dict() for p in verify.compare(runtime, inputs, reference)]
+    patch = next(p for p in result.parity if p["output"] == "patch_tokens")
+    passed = patch["cosine_mean"] >= result.threshold
+    result.status = "ok" if passed else "verify-failed"
+    line = ", ".join(f"{p['output']} cos {p['cosine_mean']:.5f} (min {p['cosine_min']:.4f})" for p in result.parity)
+    log(f"    {runtime.kind} on {len(inputs)} images: {line} -> {'pass' if passed else 'FAIL'} "
+        f"(patch_tokens needs >= {result.threshold})")
+    if not passed:
+        result.message = (f"patch_tokens cosine {patch['cosine_mean']:.5f} is below the {result.precision} "
+                          f"threshold {result.threshold}; artifact kept at {result.path}")

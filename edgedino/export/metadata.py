@@ -1,0 +1,54 @@
+"""The metadata every artifact carries: what model, which weights, what input, what outputs, which tools."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from edgedino.export.module import ExportModule
+from edgedino.export.spec import ExportSpec
+from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
+from edgedino.version import __version__
+
+
+@lru_cache(maxsize=8)
+def weights_sha256(path: str) -> str:
+    """SHA-256 of a weights file, or of the weights file inside a Hugging Face folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = next(f for f in (p / "model.safetensors", p / "pytorch_model.bin") if f.exists())
+    digest = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
+    """A JSON-serialisable dict; targets add their converter versions and embed it as one string."""
+    backbone = module.backbone
+    weights = backbone.source.path
+    h, w = spec.imgsz
+    shapes = backbone.output_shapes(h, w)
+    return {
+        "model": backbone.cfg.name,
+        "architecture": backbone.cfg.describe(),
+        "weights": Path(weights).name if weights else None,
+        "weights_sha256": weights_sha256(weights) if weights else None,
+        "input": {"name": "image", "shape": list(module.input_shape()), "dtype": spec.input_format,
+                  "layout": "NHWC" if spec.input_format == "uint8" else "NCHW", "color": "RGB",
+                  "range": "0-255" if spec.input_format == "uint8" else "normalised"},
+        "mean": [float(v) for v in (module.mean.flatten() / 255)],
+        "std": [float(v) for v in (module.std.flatten() / 255)],
+        "stride": backbone.stride,
+        "outputs": {name: list(shapes[name]) for name in module.output_names},
+        "target": spec.target,
+        "precision": spec.precision,
+        "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
+        "created": datetime.date.today().isoformat(),
+        "license": DINOV3_NOTICE if weights else RANDOM_NOTICE,
+    }

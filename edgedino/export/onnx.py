@@ -1,0 +1,116 @@
+"""ONNX: torch.onnx (dynamo) export, full checker, fp16 conversion, onnxruntime int8 quantization.
+
+Quantization choices, measured on this AVX2 CPU (no VNNI):
+- Only MatMul (and Conv for int8) are quantized. LayerNorm, Softmax, GELU, the residual adds and the
+  RoPE arithmetic stay in float: they are cheap, and int8 there costs accuracy for no speed.
+- reduce_range=True (7-bit weights): without VNNI the u8 x s8 multiply-add saturates in 16 bits.
+- int8-weights quantizes MatMul only: dynamic int8 ConvNeXt depthwise convolutions ran several times slower.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export.target import Conversion, Target, register
+
+OPSET = 18
+
+
+def _export_fp32(conv: Conversion, path: Path) -> None:
+    module = conv.module
+    dynamic = None
+    if conv.spec.dynamic:
+        dims = {0: torch.export.Dim("batch", min=1, max=64)}
+        dynamic = {"x": dims}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (module.example(),), dynamo=True, opset_version=OPSET, optimize=True,
+                                    input_names=["image"], output_names=list(module.output_names),
+                                    dynamic_shapes=dynamic, verbose=False)
+    program.save(str(path))
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader over an (N, ...) array, one sample per batch."""
+
+    def __init__(self, samples: np.ndarray):
+        self._iter = iter(samples)
+
+    def get_next(self):
+        sample = next(self._iter, None)
+        return None if sample is None else {"image": sample[None]}
+
+    def rewind(self):
+        raise NotImplementedError
+
+
+def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if conv.spec.precision == "int8-weights":
+        quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
+                         weight_type=QuantType.QInt8)
+        return
+    if conv.calib is None or len(conv.calib) == 0:
+        raise EdgeDinoError("onnx int8 needs calibration images (--calib)")
+    quantize_static(src, dst, _Calibration(conv.calib), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+
+
+def _to_fp16(src: Path, dst: Path) -> None:
+    """float16 weights and compute, float32 input/output (the converter's casts are re-sorted topologically)."""
+    import onnx
+    import onnx_ir
+    from onnx_ir.passes.common import TopologicalSortPass
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx_ir.from_proto(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True))
+    TopologicalSortPass()(model)
+    onnx.save(onnx_ir.to_proto(model), str(dst))
+
+
+def _finish(path: Path, metadata: dict) -> None:
+    """Embed the metadata and run the full checker (with shape inference)."""
+    import onnx
+    import onnxruntime
+
+    model = onnx.load(str(path))
+    metadata["converter"] = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET}
+    del model.metadata_props[:]
+    model.metadata_props.add(key="edgedino", value=json.dumps(metadata))
+    model.producer_name, model.producer_version = "edgedino", metadata["versions"]["edgedino"]
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+@register
+class OnnxTarget(Target):
+    name = "onnx"
+    suffix = ".onnx"
+    precisions = ("fp32", "fp16", "int8-weights", "int8")
+    packages = ("onnx", "onnxscript", "onnxruntime")
+    dynamic_shapes = True
+
+    def convert(self, conv: Conversion, path: Path) -> None:
+        if conv.spec.precision == "fp32":
+            _export_fp32(conv, path)
+        else:
+            fp32 = path.with_name("fp32_" + path.name)
+            _export_fp32(conv, fp32)
+            if conv.spec.precision == "fp16":
+                _to_fp16(fp32, path)
+            else:
+                _quantize(conv, fp32, path)
+            fp32.unlink()
+        _finish(path, conv.metadata)
+
+    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+        return [f"onnx.checker full check passed (opset {OPSET})"]

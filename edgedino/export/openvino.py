@@ -1,0 +1,72 @@
+"""OpenVINO IR (.xml + .bin): convert_model from PyTorch, fp16 compression, NNCF int8.
+
+int8 uses NNCF post-training quantization with model_type=TRANSFORMER (keeps LayerNorm, Softmax and
+GELU paths in float) and the overflow fix, which CPUs without VNNI (AVX2 only) need to avoid
+saturating the 16-bit intermediate of the u8 x s8 multiply-add. Default NNCF settings measured
+CLS cosine 0.78 on a random ViT-S here. int8-weights is NNCF weight compression (INT8, float compute).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export.target import Conversion, Target, register
+
+
+def _convert(conv: Conversion):
+    import openvino as ov
+
+    module = conv.module
+    model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
+    model.inputs[0].get_tensor().set_names({"image"})
+    for out, name in zip(model.outputs, module.output_names, strict=True):
+        out.get_tensor().set_names({name})
+    return model
+
+
+def _int8(model, calib: np.ndarray | None):
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    if calib is None or len(calib) == 0:
+        raise EdgeDinoError("openvino int8 needs calibration images (--calib)")
+    return nncf.quantize(
+        model, nncf.Dataset(list(calib), lambda s: s[None]), subset_size=len(calib),
+        model_type=nncf.ModelType.TRANSFORMER,
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
+    )
+
+
+def _int8_weights(model):
+    import nncf
+
+    return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+@register
+class OpenVINOTarget(Target):
+    name = "openvino"
+    suffix = ".xml"
+    precisions = ("fp32", "fp16", "int8-weights", "int8")
+    packages = ("openvino", "nncf")
+
+    def convert(self, conv: Conversion, path: Path) -> None:
+        import openvino as ov
+
+        logging.getLogger("nncf").setLevel(logging.ERROR)
+        model = _convert(conv)
+        precision = conv.spec.precision
+        if precision == "int8":
+            model = _int8(model, conv.calib)
+        elif precision == "int8-weights":
+            model = _int8_weights(model)
+        import nncf
+
+        conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
+        model.set_rt_info(json.dumps(conv.metadata), ["edgedino"])
+        ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")

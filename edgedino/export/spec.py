@@ -1,0 +1,39 @@
+"""What one export is asked to produce, and the parity thresholds each precision must meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PRECISIONS = ("fp32", "fp16", "int8-weights", "int8", "palettize4")
+PRECISION_HELP = {
+    "fp32": "float32 weights and compute",
+    "fp16": "float16 weights (and compute where the runtime does it)",
+    "int8-weights": "int8 weights, float activations (dynamic range / weight-only)",
+    "int8": "int8 weights and activations, calibrated on real images",
+    "palettize4": "4-bit palettized weights (16-entry look-up tables; Core ML)",
+}
+# Minimum mean cosine similarity of patch_tokens against PyTorch fp32.
+THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-weights": 0.995, "int8": 0.99, "palettize4": 0.98}
+INPUT_FORMATS = ("float32", "uint8")
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """One artifact: target x precision at a fixed input size."""
+
+    target: str
+    precision: str
+    imgsz: tuple[int, int]
+    input_format: str = "float32"  # float32: NCHW normalised; uint8: NHWC RGB 0-255, normalisation inside
+    dynamic: bool = False  # dynamic batch/H/W where the target supports it (ONNX)
+    options: dict = field(default_factory=dict, compare=False)  # target options, e.g. from a recipe
+
+    @property
+    def threshold(self) -> float:
+        return THRESHOLDS[self.precision]
+
+    def filename(self, model: str) -> str:
+        h, w = self.imgsz
+        size = f"{h}" if h == w else f"{h}x{w}"
+        fmt = "_u8" if self.input_format == "uint8" else ""
+        return f"{model}_{size}_{self.precision}{fmt}"

@@ -1,0 +1,75 @@
+"""The contract each export target fulfils, and the registry targets add themselves to.
+
+A target module (onnx.py, openvino.py, coreml.py, tflite.py) defines one Target subclass and registers
+it; nothing outside that module knows how the target converts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export.module import ExportModule
+from edgedino.export.spec import ExportSpec
+
+
+@dataclass
+class Conversion:
+    """Everything a target needs to write one artifact."""
+
+    module: ExportModule  # deployed, eval mode, fixed input size
+    spec: ExportSpec
+    calib: np.ndarray | None  # (N, ...) calibration inputs in the artifact's input format, for int8
+    metadata: dict  # edgedino metadata; a target adds its converter versions and embeds it
+
+
+class Target:
+    name: str = ""
+    suffix: str = ""  # artifact file (or folder) suffix
+    precisions: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()  # import names the conversion needs
+    extra: str = "export"  # the pip extra that installs them
+    dynamic_shapes: bool = False  # can export dynamic batch / H / W
+
+    def available(self) -> str | None:
+        """None when the converter is installed; else what is missing and how to install it."""
+        missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
+        if missing:
+            return (f"the {self.name} target needs {', '.join(missing)}, which is not installed: "
+                    f"pip install 'edgedino[{self.extra}]'")
+        return None
+
+    def convert(self, conv: Conversion, path: Path) -> None:
+        """Write the artifact to `path` (a staging path; the caller publishes it atomically)."""
+        raise NotImplementedError
+
+    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+        """Checks that need no runtime (spec, shapes, weight types); each a line saying what was verified.
+
+        Raise EdgeDinoError on a failed check.
+        """
+        return []
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register(cls: type[Target]) -> type[Target]:
+    TARGETS[cls.name] = cls()
+    return cls
+
+
+def get_target(name: str) -> Target:
+    from edgedino.export import coreml, onnx, openvino, tflite  # noqa: F401  (each registers itself)
+
+    if name not in TARGETS:
+        import difflib
+
+        near = difflib.get_close_matches(name, TARGETS, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(TARGETS)}, all)")
+    return TARGETS[name]

@@ -1,0 +1,54 @@
+"""Parity of an artifact against PyTorch fp32: cosine similarity and max abs difference per output."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from edgedino.export.module import ExportModule
+
+
+@dataclass
+class Parity:
+    """One output's agreement with PyTorch over the verification images."""
+
+    output: str
+    cosine_mean: float  # over images and tokens (each token's D-dim vector)
+    cosine_min: float
+    max_abs: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of matching vectors along the last axis, flattened over the rest."""
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(denom, 1e-12)
+
+
+@torch.no_grad()
+def reference(module: ExportModule, inputs: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """PyTorch fp32 outputs, one dict per input sample."""
+    outs = []
+    for x in inputs:
+        values = module(torch.from_numpy(np.ascontiguousarray(x[None])))
+        outs.append({name: v.numpy() for name, v in zip(module.output_names, values, strict=True)})
+    return outs
+
+
+def compare(runtime, inputs: np.ndarray, expected: list[dict[str, np.ndarray]]) -> list[Parity]:
+    """Run the artifact on each sample and compare every output it shares with PyTorch."""
+    got = [runtime.run(x[None]) for x in inputs]
+    report = []
+    for name in expected[0]:
+        if expected[0][name].size == 0:
+            continue
+        cos = np.concatenate([cosines(g[name], e[name]) for g, e in zip(got, expected, strict=True)])
+        diff = max(float(np.abs(g[name] - e[name]).max()) for g, e in zip(got, expected, strict=True))
+        report.append(Parity(name, float(cos.mean()), float(cos.min()), diff))
+    return report
