@@ -119,6 +119,17 @@ def test_uint8_input_with_normalisation_inside(tmp_path):
     assert runtime.input_shape == (1, 64, 64, 3) and runtime.input_dtype == np.uint8
 
 
+def test_onnx_dynamic_batch(tmp_path):
+    result = export(targets=["onnx"], model="convnext_test", imgsz=64, dynamic=True, precisions=["fp32", "int8"],
+                    out=tmp_path, log=print)
+    assert result.ok
+    for artifact in result.artifacts:
+        runtime = load(artifact.path)
+        assert runtime.input_shape[0] == -1 and runtime.metadata["input"]["shape"] == [-1, 3, 64, 64]
+        outs = runtime.run(np.zeros((3, 3, 64, 64), np.float32))
+        assert outs["patch_tokens"].shape == (3, 2, 2, 128)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--target", "onnxx"], "unknown target 'onnxx'; did you mean 'onnx'?"),
     (["--precision", "int4"], "unknown precision 'int4'"),

@@ -71,9 +71,16 @@ def settings(args) -> dict:
 
 
 def run(args) -> int:
+    import warnings
+
+    from edgedino.checkpoints import RandomWeightsWarning
     from edgedino.export import export
+    from edgedino.license import RANDOM_NOTICE
 
     s = settings(args)
+    if args.weights is None:
+        print(f"note: {RANDOM_NOTICE}", file=sys.stderr)
+        warnings.simplefilter("ignore", RandomWeightsWarning)
     result = export(targets=s["target"], model=s["model"], weights=args.weights, precisions=s["precision"],
                     imgsz=s["imgsz"], calib=s["calib"], calib_size=s["calib_size"], out=args.out,
                     input_format=s["input_format"], dynamic=args.dynamic, verify_outputs=not args.no_verify,

@@ -33,13 +33,14 @@ def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
     backbone = module.backbone
     weights = backbone.source.path
     h, w = spec.imgsz
-    shapes = backbone.output_shapes(h, w)
+    batch = -1 if spec.dynamic else 1
+    shapes = backbone.output_shapes(h, w, batch)
     return {
         "model": backbone.cfg.name,
         "architecture": backbone.cfg.describe(),
         "weights": Path(weights).name if weights else None,
         "weights_sha256": weights_sha256(weights) if weights else None,
-        "input": {"name": "image", "shape": list(module.input_shape()), "dtype": spec.input_format,
+        "input": {"name": "image", "shape": [batch, *module.input_shape()[1:]], "dtype": spec.input_format,
                   "layout": "NHWC" if spec.input_format == "uint8" else "NCHW", "color": "RGB",
                   "range": "0-255" if spec.input_format == "uint8" else "normalised"},
         "mean": [float(v) for v in (module.mean.flatten() / 255)],

@@ -10,27 +10,24 @@ Quantization choices, measured on this AVX2 CPU (no VNNI):
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgedino.errors import EdgeDinoError
-from edgedino.export.target import Conversion, Target, register
+from edgedino.export.target import Conversion, Target, quiet_converters, register
 
 OPSET = 18
 
 
 def _export_fp32(conv: Conversion, path: Path) -> None:
     module = conv.module
-    dynamic = None
-    if conv.spec.dynamic:
-        dims = {0: torch.export.Dim("batch", min=1, max=64)}
-        dynamic = {"x": dims}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (module.example(),), dynamo=True, opset_version=OPSET, optimize=True,
+    # A dynamic batch is traced with an example of 2: torch.export specialises dimensions of size 1.
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conv.spec.dynamic else None
+    example = module.example(2 if conv.spec.dynamic else 1)
+    with quiet_converters("torch.onnx"):  # "torchvision is not installed" notes
+        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, optimize=True,
                                     input_names=["image"], output_names=list(module.output_names),
                                     dynamic_shapes=dynamic, verbose=False)
     program.save(str(path))
@@ -52,7 +49,6 @@ class _Calibration:
 
 def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-
     if conv.spec.precision == "int8-weights":
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8)
@@ -108,7 +104,8 @@ class OnnxTarget(Target):
             if conv.spec.precision == "fp16":
                 _to_fp16(fp32, path)
             else:
-                _quantize(conv, fp32, path)
+                with quiet_converters(""):  # onnxruntime logs a pre-processing tip on the root logger
+                    _quantize(conv, fp32, path)
             fp32.unlink()
         _finish(path, conv.metadata)
 

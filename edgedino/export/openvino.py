@@ -9,20 +9,20 @@ CLS cosine 0.78 on a random ViT-S here. int8-weights is NNCF weight compression 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.export.target import Conversion, Target, register
+from edgedino.export.target import Conversion, Target, quiet_converters, register
 
 
 def _convert(conv: Conversion):
     import openvino as ov
 
     module = conv.module
-    model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
+    with quiet_converters():  # TracerWarnings about the size checks, which are constant here
+        model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
     model.inputs[0].get_tensor().set_names({"image"})
     for out, name in zip(model.outputs, module.output_names, strict=True):
         out.get_tensor().set_names({name})
@@ -56,17 +56,16 @@ class OpenVINOTarget(Target):
     packages = ("openvino", "nncf")
 
     def convert(self, conv: Conversion, path: Path) -> None:
+        import nncf
         import openvino as ov
 
-        logging.getLogger("nncf").setLevel(logging.ERROR)
         model = _convert(conv)
         precision = conv.spec.precision
-        if precision == "int8":
-            model = _int8(model, conv.calib)
-        elif precision == "int8-weights":
-            model = _int8_weights(model)
-        import nncf
-
+        with quiet_converters("nncf"):
+            if precision == "int8":
+                model = _int8(model, conv.calib)
+            elif precision == "int8-weights":
+                model = _int8_weights(model)
         conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
         model.set_rt_info(json.dumps(conv.metadata), ["edgedino"])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")

@@ -7,6 +7,9 @@ it; nothing outside that module knows how the target converts.
 from __future__ import annotations
 
 import importlib.util
+import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,21 @@ class Target:
         Raise EdgeDinoError on a failed check.
         """
         return []
+
+
+@contextmanager
+def quiet_converters(*loggers: str):
+    """Silence converters' advisory logs and warnings for one conversion, restoring the levels after."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 TARGETS: dict[str, Target] = {}
