@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--calib-size", type=int, help="calibration images to use (default 32)")
     p.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="float32: NCHW normalised (default); uint8: NHWC RGB 0-255 with normalisation inside")
+    p.add_argument("--batch", type=int, default=1, help="static batch size of the artifacts (default 1)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch size (onnx only)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="target option, e.g. minimum_deployment_target=iOS18 for coreml")
@@ -83,7 +84,8 @@ def run(args) -> int:
         warnings.simplefilter("ignore", RandomWeightsWarning)
     result = export(targets=s["target"], model=s["model"], weights=args.weights, precisions=s["precision"],
                     imgsz=s["imgsz"], calib=s["calib"], calib_size=s["calib_size"], out=args.out,
-                    input_format=s["input_format"], dynamic=args.dynamic, verify_outputs=not args.no_verify,
+                    input_format=s["input_format"], batch=args.batch, dynamic=args.dynamic,
+                    verify_outputs=not args.no_verify,
                     options=s["options"], log=lambda line: print(line, file=sys.stderr, flush=True))
     print_table(result)
     if args.json:

@@ -107,6 +107,7 @@ def export(
     calib_size: int = 32,
     out: str | Path = "exports",
     input_format: str = "float32",
+    batch: int = 1,
     dynamic: bool = False,
     verify_outputs: bool = True,
     options: dict | None = None,
@@ -117,6 +118,8 @@ def export(
 
     targets = [targets] if isinstance(targets, str) else list(targets)
     precisions = [precisions] if isinstance(precisions, str) else list(precisions)
+    if batch < 1:
+        raise EdgeDinoError(f"batch must be at least 1, got {batch}")
     if input_format not in INPUT_FORMATS:
         raise EdgeDinoError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
     pairs = plan(targets, precisions)
@@ -135,7 +138,7 @@ def export(
     reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format), verify_inputs)
     results = []
     for i, (target, precision) in enumerate(pairs, 1):
-        spec = ExportSpec(target.name, precision, size, input_format, dynamic, dict(options or {}))
+        spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}))
         log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
         result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log)
         if result.status == "exported" and verify_outputs:
@@ -154,7 +157,7 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, o
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
     start = time.perf_counter()
     try:
-        module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format)
+        module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch)
         conv = Conversion(module, spec, calib, build_metadata(module, spec))
         staged = staging / final.name
         target.convert(conv, staged)

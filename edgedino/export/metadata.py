@@ -33,7 +33,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
     backbone = module.backbone
     weights = backbone.source.path
     h, w = spec.imgsz
-    batch = -1 if spec.dynamic else 1
+    batch = -1 if spec.dynamic else spec.batch
     shapes = backbone.output_shapes(h, w, batch)
     return {
         "model": backbone.cfg.name,

@@ -17,11 +17,12 @@ class ExportModule(nn.Module):
     """
 
     def __init__(self, backbone: Backbone, imgsz: tuple[int, int], input_format: str = "float32",
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 batch: int = 1, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
         self.backbone = backbone.deploy(imgsz)
         self.imgsz = imgsz
         self.input_format = input_format
+        self.batch = batch
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1) * 255)
         self.eval()
@@ -30,11 +31,12 @@ class ExportModule(nn.Module):
     def output_names(self) -> tuple[str, ...]:
         return ("cls", "patch_tokens", "registers") if self.backbone.num_registers else ("cls", "patch_tokens")
 
-    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+    def input_shape(self, batch: int | None = None) -> tuple[int, ...]:
+        batch = batch or self.batch
         h, w = self.imgsz
         return (batch, h, w, 3) if self.input_format == "uint8" else (batch, 3, h, w)
 
-    def example(self, batch: int = 1) -> Tensor:
+    def example(self, batch: int | None = None) -> Tensor:
         if self.input_format == "uint8":
             return torch.randint(0, 256, self.input_shape(batch), dtype=torch.uint8)
         return torch.randn(self.input_shape(batch))

@@ -25,7 +25,8 @@ class ExportSpec:
     precision: str
     imgsz: tuple[int, int]
     input_format: str = "float32"  # float32: NCHW normalised; uint8: NHWC RGB 0-255, normalisation inside
-    dynamic: bool = False  # dynamic batch/H/W where the target supports it (ONNX)
+    batch: int = 1  # static batch size of the artifact
+    dynamic: bool = False  # dynamic batch where the target supports it (ONNX)
     options: dict = field(default_factory=dict, compare=False)  # target options, e.g. from a recipe
 
     @property
@@ -36,4 +37,5 @@ class ExportSpec:
         h, w = self.imgsz
         size = f"{h}" if h == w else f"{h}x{w}"
         fmt = "_u8" if self.input_format == "uint8" else ""
-        return f"{model}_{size}_{self.precision}{fmt}"
+        batch = f"_b{self.batch}" if self.batch > 1 else ""
+        return f"{model}_{size}{batch}_{self.precision}{fmt}"

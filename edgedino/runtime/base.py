@@ -38,6 +38,20 @@ class Runtime:
 BACKENDS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
+# runtimes that exist on some platforms only (sys.platform values)
+PLATFORMS = {".mlpackage": ("darwin",)}
+
+
+def unavailable_reason(suffix: str) -> str | None:
+    """Why artifacts with this suffix cannot run on this machine, or None if they can."""
+    import sys
+
+    allowed = PLATFORMS.get(suffix)
+    if allowed and sys.platform not in allowed:
+        return f"{suffix} artifacts run on {', '.join(allowed)} only (this is {sys.platform})"
+    return None
+
+
 def load(path: str | Path, threads: int | None = None) -> Runtime:
     """Load any artifact edgedino exports in the runtime it was made for."""
     path = Path(path)

@@ -1,0 +1,1 @@
+"""Benchmarks: latency, size, memory, parity and dense quality of every artifact, side by side."""

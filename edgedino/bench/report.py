@@ -1,0 +1,102 @@
+"""Benchmark output: terminal table with a legend, Markdown, JSON and a latency-vs-size plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgedino.atomic import atomic_path
+
+STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌"}
+LEGEND = ("✅ measured · ❎ exported but verification failed (measured anyway) · ❌ export or run failed (reason "
+          "below) · ×eager: speed-up over PyTorch eager fp32 in this run · patch cos: vs PyTorch · dense: % of "
+          "patches matched within one patch under known homographies · %peak: share of this run's GEMM peak "
+          "(fp32 peak for float rows, int8 peak for int8 rows)")
+HEADER = ("model", "size", "thr", "batch", "target", "precision", "", "MB", "RSS MB", "median ms", "p90 ms",
+          "min ms", "FPS", "×eager", "patch cos", "dense %", "GMAC/s", "%peak")
+
+
+def _cells(row: dict) -> tuple[str, ...]:
+    def f(value, fmt):
+        return "-" if value is None else format(value, fmt)
+
+    lat = row["latency_ms"] or {}
+    return (row["model"], row["imgsz"], str(row["threads"]), str(row["batch"]), row["target"], row["precision"],
+            STATUS[row["status"]], f(row["size_mb"], ".1f"), f(row["rss_mb"], ".0f"), f(lat.get("median"), ".1f"),
+            f(lat.get("p90"), ".1f"), f(lat.get("min"), ".1f"), f(row["fps"], ".1f"),
+            f(row["speedup_vs_torch"], ".2f"), f(row["parity_cos"], ".4f"), f(row["dense_quality"], ".1f"),
+            f(row["gmacs_per_s"], ".0f"), "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.0f}%")
+
+
+def header_lines(report: dict) -> list[str]:
+    cpu = report["machine"]["cpu"]
+    peaks = "; ".join(f"{t} threads: fp32 {p['fp32']:.0f}, int8 {p['int8']:.0f} GMAC/s"
+                      for t, p in report["peak_gmacs"].items())
+    tools = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+    return [f"machine: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}, "
+            f"{report['machine']['os']}", f"GEMM peak (onnxruntime, 2048³): {peaks}", f"versions: {tools}"]
+
+
+def table(report: dict) -> str:
+    rows = [HEADER] + [_cells(r) for r in report["rows"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = header_lines(report) + [""]
+    lines += ["  ".join(c.rjust(w) if i >= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+              for r in rows]
+    lines += ["", LEGEND] + reasons(report)
+    return "\n".join(lines)
+
+
+def reasons(report: dict) -> list[str]:
+    return [f"{STATUS[r['status']]} {r['model']} {r['imgsz']} {r['target']} {r['precision']}: {r['reason']}"
+            for r in report["rows"] if r["reason"]]
+
+
+def markdown(report: dict) -> str:
+    lines = ["# edgedino benchmark", ""] + [f"- {line}" for line in header_lines(report)] + [""]
+    lines += ["| " + " | ".join(h or "status" for h in HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in report["rows"]]
+    lines += ["", LEGEND, ""] + [f"- {line}" for line in reasons(report)]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: str | Path) -> None:
+    """Latency against size on disk: colour per target, marker per precision, one point per measured row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"torch": "black", "torch.compile": "grey", "onnx": "tab:blue", "openvino": "tab:purple",
+               "tflite": "tab:orange", "coreml": "tab:green"}
+    markers = {"fp32": "o", "fp16": "s", "int8-weights": "^", "int8": "D", "palettize4": "v"}
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    seen = set()
+    for r in report["rows"]:
+        if not r["latency_ms"]:
+            continue
+        label = f"{r['target']} {r['precision']}"
+        ax.scatter(r["size_mb"], r["latency_ms"]["median"], c=colours.get(r["target"], "red"),
+                   marker=markers.get(r["precision"], "x"), label=None if label in seen else label)
+        ax.annotate(f"{r['model']} {r['imgsz']} {r['threads']}t", (r["size_mb"], r["latency_ms"]["median"]),
+                    fontsize=5, alpha=0.6)
+        seen.add(label)
+    ax.set_xlabel("size on disk (MB)")
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title(f"edgedino benchmark: {report['machine']['cpu']['model']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+    if md_path:
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(markdown(report))
+    if plot_path:
+        plot(report, plot_path)

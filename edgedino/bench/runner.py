@@ -1,0 +1,169 @@
+"""Run a suite: export (or reuse) each artifact, measure each backend in its own process, one after another."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.bench import cache, dense
+from edgedino.bench.machine import describe, versions
+from edgedino.bench.peak import gemm_gmacs
+from edgedino.bench.suite import BASELINES, Suite
+from edgedino.errors import EdgeDinoError
+from edgedino.export.verify import cosines
+from edgedino.runtime.base import unavailable_reason
+from edgedino.runtime.frames import model_inputs, read_frames, sample_images
+from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
+
+VERIFY_IMAGES = 8
+SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "coreml": ".mlpackage"}
+
+
+@dataclass
+class Row:
+    model: str
+    target: str
+    precision: str
+    imgsz: str
+    threads: int
+    batch: int
+    status: str  # measured, verify-failed (measured anyway), export-failed, failed (runtime missing or crashed)
+    reason: str = ""
+    latency_ms: dict = field(default_factory=dict)  # median, p90, min
+    fps: float | None = None  # images per second at this batch size
+    speedup_vs_torch: float | None = None
+    size_mb: float | None = None
+    rss_mb: float | None = None
+    parity_cos: float | None = None
+    dense_quality: float | None = None
+    gmacs_per_s: float | None = None
+    peak_share: float | None = None
+    cached: bool = False
+
+
+@dataclass
+class Inputs:
+    """What every backend of one (model, size) runs on, and PyTorch's answers."""
+
+    eval_file: Path
+    reference: np.ndarray  # PyTorch patch tokens of the verification images
+    homographies: list
+    stride: int
+    macs: int
+
+
+def prepare(model: str, weights: Path, size: tuple[int, int], suite: Suite, batch: int, tmp: Path) -> Inputs:
+    import torch
+
+    from edgedino.checkpoints import load_backbone
+    from edgedino.models.flops import count_macs
+
+    backbone = load_backbone(weights)
+    check_size(size, backbone.stride)
+    frames = read_frames(suite.calib, VERIFY_IMAGES)
+    pairs = dense.pairs([read_image(p) for p in sample_images()], size)
+    evaluation = model_inputs(frames + [img for a, b, _ in pairs for img in (a, b)], size)
+    with torch.inference_mode():
+        reference = backbone.forward_features(torch.from_numpy(evaluation[:len(frames)]))["patch_tokens"].numpy()
+    eval_file = tmp / f"{model}_{size[0]}x{size[1]}_b{batch}.npz"
+    np.savez(eval_file, timing=np.repeat(evaluation[:1], batch, axis=0), eval=evaluation)
+    return Inputs(eval_file, reference, [H for _, _, H in pairs], backbone.stride, count_macs(backbone, size))
+
+
+def run_worker(job: dict, timeout: float) -> dict:
+    """One backend in a fresh process; the threads and the process are its own."""
+    env = {**os.environ, **{v: str(job["threads"]) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgedino.bench.worker", f.name], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise EdgeDinoError(f"timed out after {timeout:.0f}s") from None
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+        raise EdgeDinoError(f"backend crashed: {lines[-1][:300]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fill(row: Row, result: dict, features: Path, inputs: Inputs, peaks: dict) -> None:
+    """Latency statistics, parity, dense quality and efficiency from one worker's output."""
+    lat = np.asarray(result["latency_ms"])
+    row.latency_ms = {"median": float(np.median(lat)), "p90": float(np.percentile(lat, 90)), "min": float(lat.min())}
+    row.fps = row.batch * 1000 / row.latency_ms["median"]
+    row.rss_mb = result["rss_mb"]
+    patches = np.load(features)["patch_tokens"]
+    n = len(inputs.reference)
+    row.parity_cos = float(cosines(patches[:n], inputs.reference).mean())
+    scores = [dense.correspondence_accuracy(patches[n + 2 * i], patches[n + 2 * i + 1], H, inputs.stride)
+              for i, H in enumerate(inputs.homographies)]
+    row.dense_quality = float(np.mean(scores))
+    row.gmacs_per_s = inputs.macs * row.batch / (row.latency_ms["median"] / 1000) / 1e9
+    peak = peaks[row.threads]["int8" if row.precision == "int8" else "fp32"]
+    row.peak_share = row.gmacs_per_s / peak
+
+
+def run_suite(suite: Suite, log=print) -> dict:
+    """Every row of the suite, measured one after another; failures become rows and the run goes on."""
+    peaks = {t: {"fp32": gemm_gmacs(t, False), "int8": gemm_gmacs(t, True)} for t in suite.threads}
+    log("peak GEMM GMAC/s: " + ", ".join(f"{t} threads fp32 {p['fp32']:.0f} int8 {p['int8']:.0f}"
+                                         for t, p in peaks.items()))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in suite.models:
+            weights = Path(suite.weights) if suite.weights else cache.seeded_weights(model)
+            for size_text in suite.imgsz:
+                size = parse_imgsz(size_text)
+                for batch in suite.batch:
+                    inputs = prepare(model, weights, size, suite, batch, Path(tmp))
+                    for threads in suite.threads:
+                        group = [measure(model, weights, size, threads, batch, target, precision, suite, inputs,
+                                         peaks, Path(tmp), log) for target, precision in suite.combos()]
+                        eager = next((r for r in group if r.target == "torch" and r.latency_ms), None)
+                        for r in group:
+                            if eager and r.latency_ms:
+                                r.speedup_vs_torch = eager.latency_ms["median"] / r.latency_ms["median"]
+                        rows += group
+    return {"machine": describe(), "versions": versions(), "peak_gmacs": peaks, "suite": asdict(suite),
+            "rows": [asdict(r) for r in rows]}
+
+
+def measure(model, weights, size, threads, batch, target, precision, suite, inputs, peaks, tmp, log) -> Row:
+    row = Row(model, target, precision, f"{size[0]}x{size[1]}", threads, batch, "measured")
+    log(f"{model} {row.imgsz} b{batch} {threads}t {target} {precision}")
+    job = {"backend": target, "weights": str(weights), "imgsz": list(size), "batch": batch, "threads": threads,
+           "warmup": suite.warmup, "iters": suite.iters, "seconds": suite.seconds, "inputs": str(inputs.eval_file),
+           "features": str(tmp / "features.npz"), "path": None}
+    try:
+        if target not in BASELINES:
+            reason = unavailable_reason(SUFFIX.get(target, ""))
+            if reason:
+                raise EdgeDinoError(f"not measurable here: {reason}")
+            result, row.cached = cache.artifact(model, weights, target, precision, size, batch, suite.calib,
+                                                suite.calib_size, log=lambda line: log("  " + line))
+            row.size_mb = result.size_mb
+            if result.status == "export-failed":
+                row.status, row.reason = "export-failed", result.message
+                return row
+            if result.status == "verify-failed":
+                row.status, row.reason = "verify-failed", result.message
+            job["backend"], job["path"] = "artifact", result.path
+        else:
+            row.size_mb = weights.stat().st_size / 1e6
+        fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)
+    except EdgeDinoError as e:
+        row.status, row.reason = "failed", str(e)
+    if row.latency_ms:
+        log(f"  {row.latency_ms['median']:.1f} ms median, parity {row.parity_cos:.4f}, dense {row.dense_quality:.1f}%")
+    else:
+        log(f"  {row.status}: {row.reason}")
+    return row

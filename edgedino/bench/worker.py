@@ -1,0 +1,68 @@
+"""One measurement in its own process: `python -m edgedino.bench.worker JOB.json`.
+
+Loads one backend (PyTorch eager, torch.compile, or an artifact in its runtime) with the threads asked,
+times warm-up then timed runs on a fixed input, runs the evaluation inputs once, and writes the latencies
+and peak memory as JSON on stdout and the evaluation features to the job's npz file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _torch_runner(job: dict):
+    import torch
+
+    from edgedino.checkpoints import load_backbone
+    from edgedino.export.module import ExportModule
+
+    torch.set_num_threads(job["threads"])
+    module = ExportModule(load_backbone(job["weights"]), tuple(job["imgsz"]), batch=job["batch"])
+    names = module.output_names
+    forward = torch.compile(module) if job["backend"] == "torch.compile" else module
+
+    @torch.inference_mode()
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: v.numpy() for n, v in zip(names, forward(torch.from_numpy(x)), strict=True)}
+
+    return run
+
+
+def _artifact_runner(job: dict):
+    from edgedino.runtime import load
+
+    return load(job["path"], threads=job["threads"]).run
+
+
+def measure(job: dict) -> dict:
+    run = _torch_runner(job) if job["backend"].startswith("torch") else _artifact_runner(job)
+    data = np.load(job["inputs"])
+    timing, evaluation = data["timing"], data["eval"]
+    for _ in range(job["warmup"]):
+        run(timing)
+    samples, deadline = [], time.perf_counter() + (job["seconds"] or 0)
+    while len(samples) < job["iters"] or (job["seconds"] and time.perf_counter() < deadline):
+        start = time.perf_counter()
+        run(timing)
+        samples.append((time.perf_counter() - start) * 1000)
+    batch = job["batch"]
+    outs = [run(np.repeat(x[None], batch, axis=0)) for x in evaluation]
+    np.savez(job["features"], **{k: np.concatenate([o[k][:1] for o in outs]) for k in ("cls", "patch_tokens")})
+    return {"latency_ms": samples, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    job = json.loads(open(sys.argv[1]).read())
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(job["threads"])
+    print(json.dumps(measure(job)))
+
+
+if __name__ == "__main__":
+    main()
