@@ -1,0 +1,116 @@
+"""The benchmark harness on tiny models with real runtimes and few iterations. Timings are never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedino.bench import dense
+from edgedino.bench.suite import Suite, load_suite
+
+ROW_FIELDS = {"model", "target", "precision", "imgsz", "threads", "batch", "status", "latency_ms", "fps",
+              "speedup_vs_torch", "size_mb", "rss_mb", "parity_cos", "dense_quality", "gmacs_per_s", "peak_share"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def benchmark(cache, tmp_path, *args):
+    env = {**os.environ, "EDGEDINO_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "edgedino", "benchmark", "--model", "vit_test", "--imgsz", "64",
+                           "--iters", "3", "--warmup", "1", "--threads", "1", "--json", str(tmp_path / "r.json"),
+                           "--md", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png"), *args],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def first_run(cache, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run1")
+    out = benchmark(cache, tmp, "--targets", "torch,onnx,openvino,tflite,coreml", "--precision", "fp32,int8")
+    return out, json.loads((tmp / "r.json").read_text()), tmp
+
+
+def test_every_field_present_and_sane(first_run):
+    out, report, _ = first_run
+    assert out.returncode == 0, out.stderr
+    assert report["machine"]["cpu"]["cores"] >= 1 and report["versions"]["torch"]
+    assert report["peak_gmacs"]["1"]["fp32"] > 0 and report["peak_gmacs"]["1"]["int8"] > 0
+    measured = [r for r in report["rows"] if r["status"] == "measured"]
+    assert {(r["target"], r["precision"]) for r in measured} == {
+        ("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
+        ("tflite", "fp32"), ("tflite", "int8")}
+    for r in measured:
+        assert ROW_FIELDS <= set(r)
+        lat = r["latency_ms"]
+        assert 0 < lat["min"] <= lat["median"] <= lat["p90"]
+        assert r["fps"] > 0 and r["rss_mb"] > 10 and r["size_mb"] > 0 and r["gmacs_per_s"] > 0
+        assert 0.99 <= r["parity_cos"] <= 1.0001 and 0 <= r["dense_quality"] <= 100
+        assert r["speedup_vs_torch"] > 0 and 0 < r["peak_share"]
+    eager = next(r for r in measured if r["target"] == "torch")
+    assert eager["speedup_vs_torch"] == pytest.approx(1.0) and eager["parity_cos"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_backend_that_cannot_run_fails_its_row_only(first_run):
+    out, report, _ = first_run
+    coreml = [r for r in report["rows"] if r["target"] == "coreml"]
+    assert coreml and all(r["status"] == "failed" and "darwin" in r["reason"] for r in coreml)
+    assert "❌" in out.stdout and "✅" in out.stdout
+
+
+def test_outputs_written(first_run):
+    _, _, tmp = first_run
+    assert "| model |" in (tmp / "r.md").read_text()
+    picture = cv2.imread(str(tmp / "r.png"))
+    assert picture is not None and picture.shape[0] > 200
+
+
+def test_second_run_hits_the_cache(first_run, cache, tmp_path):
+    out = benchmark(cache, tmp_path, "--targets", "onnx", "--precision", "int8")
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert row["cached"] and row["status"] == "measured"
+    assert "exporting" not in out.stderr
+
+
+def test_suite_with_unknown_key(tmp_path):
+    (tmp_path / "s.yaml").write_text("models: [vit_test]\nthread: [2]\n")
+    from edgedino.errors import EdgeDinoError
+
+    with pytest.raises(EdgeDinoError, match="unknown key 'thread'"):
+        load_suite(tmp_path / "s.yaml")
+
+
+def test_shipped_suites_load():
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"):
+        suite = load_suite(path)
+        assert isinstance(suite, Suite) and suite.combos()
+
+
+def test_size_not_multiple_of_stride(cache, tmp_path):
+    out = benchmark(cache, tmp_path, "--imgsz", "70", "--targets", "torch")
+    assert out.returncode == 2 and "not a multiple of the model's stride 16" in out.stderr
+
+
+def test_dense_quality_is_perfect_for_exact_features_and_low_for_noise():
+    """The metric itself: features that move with the homography score high; random features do not."""
+    rng = np.random.default_rng(0)
+    gh, gw, stride = 12, 12, 16
+    H = dense.homography((gh * stride, gw * stride), rng)
+    base = rng.normal(size=(gh, gw, 32))
+    ys, xs = np.mgrid[0:gh, 0:gw]
+    pts = np.linalg.inv(H) @ np.stack([(xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride, np.ones(gh * gw)])
+    src_x = np.clip(np.round(pts[0] / pts[2] / stride - 0.5), 0, gw - 1).astype(int)
+    src_y = np.clip(np.round(pts[1] / pts[2] / stride - 0.5), 0, gh - 1).astype(int)
+    warped = base[src_y, src_x].reshape(gh, gw, 32)
+    assert dense.correspondence_accuracy(base, warped, H, stride) > 80
+    assert dense.correspondence_accuracy(base, rng.normal(size=(gh, gw, 32)), H, stride) < 20
