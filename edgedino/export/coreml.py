@@ -1,0 +1,165 @@
+"""Core ML target: torch.export -> ML program (.mlpackage) with fp16, int8 or 4-bit palettized weights.
+
+Only conv/linear/matmul weights are compressed, never other constants such as the RoPE sin/cos tables.
+Core ML cannot run on Linux, so int8 activation ranges come from evaluating the MIL program in PyTorch
+(edgedino.export.coreml_calib) rather than from coremltools' calibration, which needs macOS.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export.coreml_calib import activation_ranges
+from edgedino.export.coreml_checks import check_package
+from edgedino.export.spec import PRECISIONS
+from edgedino.export.target import Conversion, Target, register
+from edgedino.runtime.base import METADATA_KEY
+from edgedino.version import __version__
+
+if TYPE_CHECKING:
+    from coremltools.converters.mil._deployment_compatibility import AvailableTarget
+
+INPUT_NAME = "image"
+MIN_TARGET = "iOS17"  # int8 activations (quantize/dequantize ops) need the iOS17 opset
+WEIGHT_INPUTS = {"conv": ("weight",), "linear": ("weight",), "matmul": ("x", "y")}  # op -> inputs that are weights
+MIN_WEIGHT_SIZE = 2048  # coremltools' default: smaller weights stay float, compressing them saves nothing
+
+
+@register
+class CoreMLTarget(Target):
+    name = "coreml"
+    suffix = ".mlpackage"
+    precisions = PRECISIONS
+    packages = ("coremltools",)
+
+    def convert(self, conv: Conversion, path: Path) -> None:
+        """Export, convert to an ML program, compress as the precision asks, embed metadata, save."""
+        import coremltools as ct
+
+        target = deployment_target(conv.spec.options)
+        _check_convertible(conv)
+        prog = _to_mil(conv.module, conv.spec.precision, target)
+        if conv.spec.precision == "int8":
+            _quantize_activations(prog, conv.calib)
+        model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
+                           pass_pipeline=ct.PassPipeline.EMPTY)
+        model = _compress_weights(model, conv.spec.precision)
+        _set_metadata(model, conv)
+        model.save(str(path))
+
+    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+        """Spec, input/outputs, weight compression, RoPE tables and metadata: all Linux can verify."""
+        return check_package(conv, path, embedded_metadata(conv), WEIGHT_INPUTS, MIN_WEIGHT_SIZE)
+
+
+def deployment_target(options: dict) -> AvailableTarget:
+    """The ct.target named by options["minimum_deployment_target"] (default iOS17); iOS17 or newer."""
+    import coremltools as ct
+
+    name = options.get("minimum_deployment_target", MIN_TARGET)
+    known = {n: t for n, t in ct.target.__members__.items() if t >= ct.target.iOS17}
+    if name not in known:
+        raise EdgeDinoError(f"Core ML minimum_deployment_target {name!r} is not supported; "
+                            f"use one of {', '.join(known)}")
+    return known[name]
+
+
+def embedded_metadata(conv: Conversion) -> dict:
+    """conv.metadata plus the converter versions: what the package stores under METADATA_KEY."""
+    import coremltools as ct
+
+    converter = {**conv.metadata.get("converter", {}), "coremltools": ct.__version__, "torch": torch.__version__}
+    return {**conv.metadata, "converter": converter}
+
+
+def _check_convertible(conv: Conversion) -> None:
+    """Refuse, before any work, what Core ML cannot express."""
+    if conv.spec.input_format == "uint8":
+        raise EdgeDinoError("Core ML cannot take a uint8 tensor input (MLMultiArray holds float16/32/64 and "
+                            "int32 only; int8 from iOS26): export Core ML with input_format float32")
+    if conv.spec.precision == "int8":
+        want = tuple(conv.module.input_shape()[1:])
+        if conv.calib is None or len(conv.calib) == 0 or tuple(conv.calib.shape[1:]) != want:
+            got = None if conv.calib is None else conv.calib.shape
+            raise EdgeDinoError(f"Core ML int8 needs calibration images of shape (N, {want}), got {got}")
+
+
+def _to_mil(module: torch.nn.Module, precision: str, target):
+    """torch.export the module and convert it to a MIL program (main passes run, backend not yet)."""
+    import coremltools as ct
+
+    example = module.example()
+    exported = torch.export.export(module, (example,)).run_decompositions({})
+    compute = ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16
+    # float32 I/O stated explicitly: left implicit, an fp16 program converted in two steps gets fp16 I/O.
+    inputs = [ct.TensorType(name=INPUT_NAME, shape=tuple(example.shape), dtype=np.float32)]
+    outputs = [ct.TensorType(name=n, dtype=np.float32) for n in module.output_names]
+    return ct.convert(exported, inputs=inputs, outputs=outputs, convert_to="milinternal",
+                      minimum_deployment_target=target, compute_precision=compute)
+
+
+def _quantize_activations(prog, calib) -> None:
+    """Insert int8 quantize/dequantize pairs around conv/linear/add, with ranges measured on `calib`."""
+    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig
+
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric"))
+    ranges = activation_ranges(prog, calib)
+    for name in ("insert_prefix_quantize_dequantize_pair", "insert_suffix_quantize_dequantize_pair"):
+        graph_pass = PASS_REGISTRY[f"compression::{name}"]
+        graph_pass.set_options([PassOption("config", config), PassOption("activation_stats", ranges)])
+        graph_pass(prog)
+    PASS_REGISTRY["common::dequantize_quantize_pair_elimination"](prog)
+
+
+def _weight_config(precision: str):
+    """The per-weight compressor for a precision, or None when weights stay float."""
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OpPalettizerConfig
+
+    if precision in ("int8-weights", "int8"):
+        return OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
+                                       weight_threshold=MIN_WEIGHT_SIZE)
+    if precision == "palettize4":
+        return OpPalettizerConfig(mode="kmeans", nbits=4, weight_threshold=MIN_WEIGHT_SIZE)
+    return None
+
+
+def _weight_names(model) -> list[str]:
+    """Names of the constants that feed a conv/linear/matmul as its weight (not RoPE tables, biases, ...)."""
+    from coremltools.optimize.coreml import get_weights_metadata
+
+    meta = get_weights_metadata(model, weight_threshold=MIN_WEIGHT_SIZE)
+    return [name for name, m in meta.items()
+            if m.child_ops and all(name in [c.params_name_mapping.get(k) for k in WEIGHT_INPUTS.get(c.op_type, ())]
+                                   for c in m.child_ops)]
+
+
+def _compress_weights(model, precision: str):
+    """Compress the selected weights by name; everything else keeps its float type."""
+    from coremltools.optimize.coreml import OptimizationConfig, linear_quantize_weights, palettize_weights
+
+    op_config = _weight_config(precision)
+    if op_config is None:
+        return model
+    config = OptimizationConfig(op_name_configs={name: op_config for name in _weight_names(model)})
+    compress = palettize_weights if precision == "palettize4" else linear_quantize_weights
+    return compress(model, config)
+
+
+def _set_metadata(model, conv: Conversion) -> None:
+    """Embed the edgedino metadata (JSON) and fill Core ML's own description fields."""
+    meta = embedded_metadata(conv)
+    model.user_defined_metadata[METADATA_KEY] = json.dumps(meta)
+    model.author = "edgedino"
+    model.license = str(meta.get("license", ""))
+    model.version = str(meta.get("version", __version__))
+    h, w = conv.spec.imgsz
+    model.short_description = (f"{meta.get('model', 'edgedino backbone')} {h}x{w} {conv.spec.precision}: "
+                               f"{INPUT_NAME} -> {', '.join(conv.module.output_names)}")
