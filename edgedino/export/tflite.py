@@ -1,0 +1,155 @@
+"""TFLite (LiteRT): litert-torch conversion, ai-edge-quantizer quantization, metadata inside the flatbuffer.
+
+Output names: the converted graph returns a dict, so the signature's outputs are named "cls", "patch_tokens"
+(and "registers"), and its input "image"; the runtime reads outputs by those names, and falls back to the
+order of metadata["outputs"] for a file whose names were lost.
+
+Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
+- fp16: float16 weights of the matmuls/convolutions, dequantized to float32 at load; float32 compute on CPU.
+- int8-weights: dynamic range, int8 channel-wise weights, activations quantized on the fly by the kernels.
+- int8: static W8A8 (int8 channel-wise weights, int8 per-tensor activations calibrated on conv.calib, one
+  sample at a time) for FULLY_CONNECTED and CONV_2D only; everything else stays float. Measured on this
+  x86 CPU (XNNPACK, 2 threads, 224x224):
+  - int8 BATCH_MATMUL (attention) is not accelerated: vits16 79 ms with it, 21 ms without.
+  - int8 DEPTHWISE_CONV_2D is slow: convnext_tiny 331 ms with it, 66 ms without (fp32: 124 ms).
+  - "full integer" (ai-edge-quantizer's static_wi8_ai8) was no faster and lost the cls token: a per-tensor
+    scale shared with the patch tokens rounds the small cls token away (cls cosine 0.94 on vits16).
+  The virtual INPUT and OUTPUT ops are pinned unquantized, so the artifact keeps its float32 (or uint8)
+  input and float32 outputs; the stock static recipe makes them int8, which a float pipeline cannot feed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor, nn
+
+from edgedino.errors import EdgeDinoError
+from edgedino.export.module import ExportModule
+from edgedino.export.target import Conversion, Target, register
+
+SIGNATURE = "serving_default"
+INPUT_NAME = "image"
+METADATA_NAME = "edgedino"
+INT8_OPS = ("FULLY_CONNECTED", "CONV_2D")  # see the module docstring for why only these
+
+
+class _Named(nn.Module):
+    """The export module with dict outputs and a keyword input, so the TFLite signature carries the names."""
+
+    def __init__(self, module: ExportModule):
+        super().__init__()
+        self.module = module
+        self.eval()
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        return dict(zip(self.module.output_names, self.module(image), strict=True))
+
+
+def _convert_fp32(module: ExportModule, path: Path) -> None:
+    """Trace and lower the module with litert-torch into a float32 .tflite."""
+    import litert_torch
+
+    edge = litert_torch.convert(_Named(module), sample_kwargs={INPUT_NAME: module.example()})
+    edge.export(str(path))
+
+
+def _recipe(precision: str) -> list:
+    """The ai-edge-quantizer recipe for one precision."""
+    from ai_edge_quantizer import qtyping, recipe, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    ops = qtyping.TFLOperationName
+    if precision == "int8-weights":
+        return recipe.dynamic_wi8_afp32()
+    manager = recipe_manager.RecipeManager()
+    if precision == "fp16":
+        manager.add_weight_only_config(".*", ops.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    else:
+        for op in INT8_OPS:
+            manager.add_static_config(".*", ops(op), activation_num_bits=8, weight_num_bits=8)
+        for edge in (ops.INPUT, ops.OUTPUT):
+            manager.add_quantization_config(".*", edge, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    return manager.get_quantization_recipe()
+
+
+def _calibration(calib: np.ndarray | None) -> dict[str, list[dict[str, np.ndarray]]]:
+    """The calibration set as ai-edge-quantizer reads it: one batch-1 sample per signature call."""
+    if calib is None or len(calib) == 0:
+        raise EdgeDinoError("tflite int8 needs calibration images (--calib)")
+    return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(sample[None])} for sample in calib]}
+
+
+def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None) -> None:
+    """Quantize a float32 .tflite into `dst` with ai-edge-quantizer."""
+    from ai_edge_quantizer import quantizer
+
+    qt = quantizer.Quantizer(str(src), _recipe(precision))
+    ranges = qt.calibrate(calibration, num_threads=os.cpu_count() or 1) if calibration else None
+    dst.write_bytes(qt.quantize(ranges, enable_progress_report=False).quantized_model)
+
+
+def _inline_buffers(model, data: bytes) -> None:
+    """Move buffers the quantizer appended after the flatbuffer (offset/size) back inside it."""
+    for buffer in model.buffers or []:
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(data, np.uint8, buffer.size, buffer.offset)
+            buffer.offset = buffer.size = 0
+
+
+def embed_metadata(path: Path, metadata: dict) -> None:
+    """Store `metadata` as JSON in a Metadata entry named "edgedino" (replacing one already there).
+
+    The model is repacked with every buffer inside the flatbuffer, which caps it at 2 GB.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path.read_bytes()
+    if len(data) >= 2**31:
+        raise EdgeDinoError(f"{path.name} is over 2 GB; edgedino cannot embed metadata in it")
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    _inline_buffers(model, data)
+    entry = next((m for m in model.metadata or [] if m.name == METADATA_NAME.encode()), None)
+    if entry is None:
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = METADATA_NAME, len(model.buffers)
+        model.metadata = [*(model.metadata or []), entry]
+        model.buffers.append(schema.BufferT())
+    model.buffers[entry.buffer].data = np.frombuffer(json.dumps(metadata).encode("utf-8"), np.uint8)
+    builder = flatbuffers.Builder(len(data) + (1 << 16))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+
+
+def _converter_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name.replace("_", "-")) for name in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")}
+
+
+@register
+class TfliteTarget(Target):
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "int8-weights", "int8")
+    packages = ("litert_torch", "ai_edge_litert")
+
+    def convert(self, conv: Conversion, path: Path) -> None:
+        """Convert in float32, quantize to the spec's precision, then embed the metadata."""
+        precision = conv.spec.precision
+        calibration = _calibration(conv.calib) if precision == "int8" else None
+        if precision == "fp32":
+            _convert_fp32(conv.module, path)
+        else:
+            fp32 = path.with_name("fp32_" + path.name)
+            try:
+                _convert_fp32(conv.module, fp32)
+                _quantize(fp32, path, precision, calibration)
+            finally:
+                fp32.unlink(missing_ok=True)
+        conv.metadata["converter"] = _converter_versions()
+        embed_metadata(path, conv.metadata)
