@@ -25,6 +25,8 @@ demo: $(STAMP)
 	$(BIN)/edgedino info --model vits16
 	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
 	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --out demo_out/pca.png
+	@echo "== edgedino export: every target this machine converts, fp32 and int8, each verified against PyTorch"
+	$(BIN)/edgedino export --target all --model vits16 --precision fp32,int8 --out demo_out/exports
 	@echo "Weights are random unless --weights is given: pass an official DINOv3 .pth or HF folder for real features."
 
 clean:

@@ -1,5 +1,8 @@
 """Real-size ViT-S/16 and ConvNeXt-T exported to every target x precision this machine can convert,
-each artifact run in its real runtime against PyTorch (Core ML: static checks, no runtime on Linux)."""
+each artifact run in its real runtime against PyTorch (Core ML: static checks, no runtime on Linux).
+
+The weights are random but perturbed so every block matters (LayerScale 0.3-1.0): with the default
+LayerScale of 1e-5 the blocks are muted and int8 errors inside them would never reach the outputs."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pytest
 
 from edgedino.export import THRESHOLDS, export
 from edgedino.export.recipe import load_recipe
-from edgedino.export.target import TARGETS, get_target
+from edgedino.export.target import all_targets, get_target
 from edgedino.export.verify import compare
 from edgedino.runtime import load
 
@@ -23,17 +26,21 @@ ALL_PRECISIONS = ["fp32", "fp16", "int8-weights", "int8", "palettize4"]
 
 
 @pytest.fixture(scope="session", params=["vits16", "convnext_tiny"])
-def exported(request, tmp_path_factory):
+def exported(request, tmp_path_factory, perturb):
+    from edgedino import create_model, save_backbone
+
     out = tmp_path_factory.mktemp(f"export_{request.param}")
-    result = export(targets="all", model=request.param, precisions=ALL_PRECISIONS, imgsz=224, calib_size=8, out=out,
-                    log=print)
+    weights = save_backbone(perturb(create_model(request.param), seed=0), out / "weights.pt", "edgedino")
+    result = export(targets="all", weights=str(weights), precisions=ALL_PRECISIONS, imgsz=224, calib_size=8,
+                    out=out, log=print)
     return result, out
 
 
 def test_every_target_and_precision_is_made(exported):
     result, _ = exported
     made = {(a.target, a.precision) for a in result.artifacts}
-    expected = {(t.name, p) for t in TARGETS.values() for p in ALL_PRECISIONS if p in t.precisions}
+    expected = {(t.name, p) for t in all_targets().values() for p in ALL_PRECISIONS if p in t.precisions}
+    assert {t for t, _ in expected} == {"onnx", "openvino", "coreml", "tflite"}
     assert made == expected
 
 
@@ -65,7 +72,8 @@ def test_artifacts_carry_metadata_and_named_outputs(exported):
             assert {k: list(v.shape) for k, v in outs.items()} == meta["outputs"]
         assert meta["model"] == result.model and meta["precision"] == a.precision and meta["target"] == a.target
         assert meta["input"]["shape"] == [1, 3, 224, 224] and meta["converter"]
-        assert "random weights" in meta["license"]
+        assert meta["weights"] == "weights.pt" and len(meta["weights_sha256"]) == 64
+        assert "DINOv3 License" in meta["license"]
 
 
 def test_quantized_artifacts_are_smaller(exported):
@@ -77,15 +85,16 @@ def test_quantized_artifacts_are_smaller(exported):
 
 
 def test_a_broken_artifact_fails_verification(exported, tmp_path):
-    """The check can fail: reverse and scale one weight of a good ONNX file and parity drops below threshold."""
+    """The check can fail: flip the patch-embedding (stem) weights of a good ONNX file and parity drops."""
     from edgedino.runtime.frames import model_inputs, read_frames
 
     result, _ = exported
     good = next(a for a in result.artifacts if a.target == "onnx" and a.precision == "fp32")
     model = onnx.load(good.path)
-    biggest = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
-    array = onnx.numpy_helper.to_array(biggest)
-    biggest.CopyFrom(onnx.numpy_helper.from_array(array[..., ::-1].copy() * 3, biggest.name))
+    stem = next(n for n in model.graph.node if n.op_type == "Conv").input[1]
+    weight = next(t for t in model.graph.initializer if t.name == stem)
+    array = onnx.numpy_helper.to_array(weight)
+    weight.CopyFrom(onnx.numpy_helper.from_array(-array[..., ::-1, :].copy(), weight.name))
     onnx.save(model, tmp_path / "broken.onnx")
     inputs = model_inputs(read_frames(None, 2), (224, 224))
     runtime = load(good.path)
@@ -103,7 +112,8 @@ def test_cli_export_prints_a_table_and_json(tmp_path):
     out = edgedino("export", "--target", "onnx,openvino", "--model", "vit_test", "--imgsz", "64",
                    "--precision", "fp32,int8", "--out", str(tmp_path / "x"), "--json", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
-    assert "patch cos" in out.stdout and out.stdout.count("✅") == 4
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("onnx ", "openvino "))]
+    assert "patch cos" in out.stdout and len(rows) == 4 and all(row.endswith("✅") for row in rows)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["ok"] and len(report["artifacts"]) == 4
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
@@ -117,6 +127,21 @@ def test_uint8_input_with_normalisation_inside(tmp_path):
     assert artifact.ok and artifact.parity[0]["cosine_mean"] > 0.9999
     runtime = load(artifact.path)
     assert runtime.input_shape == (1, 64, 64, 3) and runtime.input_dtype == np.uint8
+
+
+def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
+    """A converter that dies half-way (here: after writing part of the file) leaves nothing under out/."""
+    from edgedino.export.onnx import OnnxTarget
+
+    def half_written(self, conv, path):
+        path.write_bytes(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(OnnxTarget, "convert", half_written)
+    result = export(targets=["onnx"], model="vit_test", imgsz=64, out=tmp_path, log=print)
+    (artifact,) = result.artifacts
+    assert artifact.status == "export-failed" and "No space left" in artifact.message and not result.ok
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_onnx_dynamic_batch(tmp_path):
@@ -138,6 +163,7 @@ def test_onnx_dynamic_batch(tmp_path):
     (["--calib", "{video}", "--precision", "int8"], "cannot read video"),
     (["--imgsz", "100"], "not a multiple of the model's stride 16"),
     (["--out", "{file}"], "is not writable"),
+    (["--target", "coreml", "--input-format", "uint8"], "the coreml target cannot take uint8 input"),
     (["--recipe", "{recipe}"], "unknown key 'precisions'"),
 ])
 def test_bad_input_fails_before_any_work(args, message, tmp_path):

@@ -1,7 +1,6 @@
 """edgedino backbones against Hugging Face transformers' DINOv3 (reference code nobody here wrote).
 
-Random weights are perturbed so that every part matters: default init has LayerScale 1e-5, which
-would hide every block, RoPE and attention from the comparison.
+Random weights are perturbed (conftest's `perturb`) so that every block, RoPE and attention matter.
 """
 
 from __future__ import annotations
@@ -21,20 +20,7 @@ VIT_S_PLUS = dict(VIT_S, intermediate_size=1536, use_gated_mlp=True, hidden_act=
 CONVNEXT_T = dict(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3])
 
 
-@torch.no_grad()
-def perturb(model: torch.nn.Module, seed: int) -> None:
-    """Non-trivial everything: LayerScale in [0.3, 1.0], random biases and norm affines."""
-    g = torch.Generator().manual_seed(seed)
-    for name, p in model.named_parameters():
-        if name.endswith(("lambda1", "gamma")):
-            p.copy_(0.3 + 0.7 * torch.rand(p.shape, generator=g))
-        elif "norm" in name and name.endswith("weight"):
-            p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-        elif name.endswith("bias") or "token" in name:
-            p.copy_(0.1 * torch.randn(p.shape, generator=g))
-
-
-def hf_reference(kind: str, cfg: dict, seed: int, folder):
+def hf_reference(kind: str, cfg: dict, seed: int, folder, perturb):
     torch.manual_seed(seed)
     if kind == "vit":
         model = transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(**cfg))
@@ -48,9 +34,9 @@ def hf_reference(kind: str, cfg: dict, seed: int, folder):
 @pytest.mark.parametrize("kind,cfg,preset", [("vit", VIT_S, "vits16"), ("vit", VIT_S_PLUS, "vits16plus"),
                                              ("convnext", CONVNEXT_T, "convnext_tiny")])
 @pytest.mark.parametrize("shape", ["square", "non-square"])
-def test_matches_transformers(kind, cfg, preset, shape, tmp_path, image_batch):
+def test_matches_transformers(kind, cfg, preset, shape, tmp_path, image_batch, perturb):
     size = {"square": (224, 224), "non-square": (240, 320) if kind == "vit" else (256, 320)}[shape]
-    ref = hf_reference(kind, cfg, seed=sum(size), folder=tmp_path)
+    ref = hf_reference(kind, cfg, seed=sum(size), folder=tmp_path, perturb=perturb)
     ours = load_backbone(tmp_path)
     assert ours.cfg.name == preset, "the preset is inferred from the HF folder"
     x = torch.from_numpy(image_batch(size))

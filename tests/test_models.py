@@ -36,15 +36,23 @@ def test_size_not_multiple_of_stride_is_an_error(name):
         model(torch.randn(1, 3, 64, 70))
 
 
-def test_deploy_form_gives_the_same_features_and_fixes_the_size():
-    model = create_model("vit_test").eval()
-    x = torch.randn(1, 3, 48, 80)
+@pytest.mark.parametrize("name", ["vit_test", "vit_test_swiglu", "convnext_test"])
+def test_deploy_form_gives_the_same_features(name, perturb):
+    """Deploy folds LayerScale into the preceding linear (exact up to rounding) and fixes RoPE tables."""
+    model = perturb(create_model(name).eval(), seed=0)
+    x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         eager = model(x)
-        model.deploy((48, 80))
-        deployed = model(x)
+        deployed = model.deploy((64, 96))(x)
+        again = model.deploy((64, 96))(x)
+    assert not any("gamma" in k for k in model.state_dict()), "LayerScale is folded away"
     for k in eager:
-        torch.testing.assert_close(deployed[k], eager[k], rtol=0, atol=0)
+        torch.testing.assert_close(deployed[k], eager[k], rtol=0, atol=1e-5)
+        torch.testing.assert_close(again[k], deployed[k], rtol=0, atol=0)
+
+
+def test_deployed_vit_rejects_another_size():
+    model = create_model("vit_test").deploy((48, 80))
     with pytest.raises(InputSizeError, match="deployed"):
         model(torch.randn(1, 3, 64, 64))
 

@@ -111,8 +111,11 @@ def print_table(result) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip())
+    print("✅ verified in its runtime · ❎ below its parity threshold (kept) · ❌ export failed · "
+          "➖ no runtime here: static checks only")
     for a in result.artifacts:
         if a.message:
             print(f"{STATUS[a.status]} {a.target} {a.precision}: {a.message}")
-        for check in a.checks:
-            print(f"   {a.target} {a.precision}: {check}")
+        if a.status == "unverified":
+            for check in a.checks:
+                print(f"   {check}")

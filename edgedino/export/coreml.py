@@ -37,6 +37,7 @@ class CoreMLTarget(Target):
     suffix = ".mlpackage"
     precisions = PRECISIONS
     packages = ("coremltools",)
+    input_formats = ("float32",)  # Core ML has no uint8 tensors; camera frames would need an ImageType input
 
     def convert(self, conv: Conversion, path: Path) -> None:
         """Export, convert to an ML program, compress as the precision asks, embed metadata, save."""

@@ -19,7 +19,7 @@ from edgedino.export import verify
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
-from edgedino.export.target import TARGETS, Conversion, Target, get_target
+from edgedino.export.target import Conversion, Target, all_targets, get_target
 from edgedino.runtime.base import RuntimeUnavailable
 from edgedino.runtime.base import load as load_runtime
 from edgedino.runtime.frames import model_inputs, read_frames
@@ -63,7 +63,7 @@ class ExportResult:
         return {**asdict(self), "ok": self.ok}
 
 
-def plan(targets: list[str], precisions: list[str]) -> list[tuple[Target, str]]:
+def plan(targets: list[str], precisions: list[str], input_format: str = "float32") -> list[tuple[Target, str]]:
     """Every (target, precision) to make, checked before any work; 'all' keeps the pairs a target supports."""
     for p in precisions:
         if p not in PRECISIONS:
@@ -71,7 +71,7 @@ def plan(targets: list[str], precisions: list[str]) -> list[tuple[Target, str]]:
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise EdgeDinoError(f"unknown precision {p!r}{hint} (precisions: {', '.join(PRECISIONS)})")
     everything = targets == ["all"]
-    names = list(TARGETS) if everything else targets
+    names = list(all_targets()) if everything else targets
     pairs = []
     for name in names:
         target = get_target(name)
@@ -83,6 +83,9 @@ def plan(targets: list[str], precisions: list[str]) -> list[tuple[Target, str]]:
     if not pairs:
         raise EdgeDinoError(f"no target can export {', '.join(precisions)}")
     for target in {t.name: t for t, _ in pairs}.values():
+        if input_format not in target.input_formats:
+            raise EdgeDinoError(f"the {target.name} target cannot take {input_format} input "
+                                f"(it takes: {', '.join(target.input_formats)})")
         missing = target.available()
         if missing:
             raise EdgeDinoError(missing)
@@ -122,7 +125,7 @@ def export(
         raise EdgeDinoError(f"batch must be at least 1, got {batch}")
     if input_format not in INPUT_FORMATS:
         raise EdgeDinoError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
-    pairs = plan(targets, precisions)
+    pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
     out = Path(out)
@@ -198,11 +201,17 @@ def _size(path: Path) -> int:
 def _verify(result: ArtifactResult, inputs: np.ndarray, reference: list, log) -> None:
     try:
         runtime = load_runtime(result.path)
+        result.parity = [p.to_dict() for p in verify.compare(runtime, inputs, reference)]
     except RuntimeUnavailable as e:
         result.status, result.message = "unverified", str(e)
         log(f"    not run: {e}")
         return
-    result.parity = [p.to_dict() for p in verify.compare(runtime, inputs, reference)]
+    except Exception as e:  # the runtime rejects the file: the export is broken, the others still run
+        first = str(e).splitlines()[0][:300] if str(e) else ""
+        result.status = "verify-failed"
+        result.message = f"the runtime could not run it ({type(e).__name__}: {first}); artifact kept at {result.path}"
+        log(f"    FAIL: {result.message}")
+        return
     patch = next(p for p in result.parity if p["output"] == "patch_tokens")
     passed = patch["cosine_mean"] >= result.threshold
     result.status = "ok" if passed else "verify-failed"

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
-from edgedino.export.spec import ExportSpec
+from edgedino.export.spec import INPUT_FORMATS, ExportSpec
 
 
 @dataclass
@@ -36,7 +36,8 @@ class Target:
     precisions: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # import names the conversion needs
     extra: str = "export"  # the pip extra that installs them
-    dynamic_shapes: bool = False  # can export dynamic batch / H / W
+    input_formats: tuple[str, ...] = INPUT_FORMATS
+    dynamic_shapes: bool = False  # can export a dynamic batch
 
     def available(self) -> str | None:
         """None when the converter is installed; else what is missing and how to install it."""
@@ -81,10 +82,15 @@ def register(cls: type[Target]) -> type[Target]:
     return cls
 
 
-def get_target(name: str) -> Target:
-    from edgedino.export import coreml, onnx, openvino, tflite  # noqa: F401  (each registers itself)
+def all_targets() -> dict[str, Target]:
+    """Every target, each module imported so that it has registered itself."""
+    from edgedino.export import coreml, onnx, openvino, tflite  # noqa: F401
 
-    if name not in TARGETS:
+    return TARGETS
+
+
+def get_target(name: str) -> Target:
+    if name not in all_targets():
         import difflib
 
         near = difflib.get_close_matches(name, TARGETS, n=1)

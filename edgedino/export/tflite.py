@@ -53,6 +53,7 @@ def _convert_fp32(module: ExportModule, path: Path) -> None:
     """Trace and lower the module with litert-torch into a float32 .tflite."""
     import litert_torch
 
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # its progress lines would interleave with ours
     edge = litert_torch.convert(_Named(module), sample_kwargs={INPUT_NAME: module.example()})
     edge.export(str(path))
 

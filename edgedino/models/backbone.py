@@ -52,7 +52,10 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def deploy(self, imgsz: tuple[int, int]) -> Backbone:
-        """Eval mode, fixed to one input size: position tables become constants for export."""
+        """Eval mode, fixed to one input size, in the form exporters convert (constant tables, folded scales).
+
+        Changes the weights in place (LayerScale folded into the preceding linear): deploy a copy to keep training.
+        """
         self.eval()
         self.grid(*imgsz)
         return self

@@ -20,6 +20,14 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+@torch.no_grad()
+def fold_scale(linear: nn.Linear, gamma: torch.Tensor) -> None:
+    """(x W^T + b) * g  ->  x (g W)^T + g b: a per-channel scale after a linear layer folded into it."""
+    linear.weight.mul_(gamma[:, None])
+    if linear.bias is not None:
+        linear.bias.mul_(gamma)
+
+
 def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     """Drop the whole residual branch per sample with probability p (stochastic depth)."""
     if p == 0.0 or not training:
@@ -49,6 +57,13 @@ class Block(nn.Module):
         self.mlp = FFN_LAYERS[ffn](dim, ffn_hidden)
         self.ls2 = LayerScale(dim, layerscale) if layerscale else nn.Identity()
         self.drop_path = drop_path
+
+    def fold_layerscale(self) -> None:
+        """Deploy form: LayerScale folded into the attention projection and the last FFN layer."""
+        for ls, linear in ((self.ls1, self.attn.proj), (self.ls2, list(self.mlp.children())[-1])):
+            if isinstance(ls, LayerScale):
+                fold_scale(linear, ls.gamma)
+        self.ls1, self.ls2 = nn.Identity(), nn.Identity()
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         x = x + drop_path(self.ls1(self.attn(self.norm1(x), rope)), self.drop_path, self.training)

@@ -97,6 +97,9 @@ class VisionTransformer(Backbone):
         return outs
 
     def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
+        """Eval mode for one size: RoPE tables as constants, LayerScale folded into the preceding linears."""
         super().deploy(imgsz)
         self.rope_embed.freeze(*self.grid(*imgsz))
+        for blk in self.blocks:
+            blk.fold_layerscale()
         return self
