@@ -20,6 +20,7 @@ from edgedino.atomic import atomic_path
 from edgedino.errors import CheckpointError
 from edgedino.models import MODELS, Backbone, ModelConfig, create_model, get_config, match_preset
 from edgedino.models.config import ConvNeXtConfig, ViTConfig, config_from_dict, config_to_dict
+from edgedino.models.rope import rope_periods
 from edgedino.version import __version__
 
 LAYOUTS = ("official", "hf", "edgedino")
@@ -51,18 +52,12 @@ def load_backbone(weights: str | Path | None = None, model: str | None = None, d
     else:
         cfg = file_cfg or infer_config(sd)
         cfg = match_preset(cfg) if cfg.name == "custom" else cfg
-    if cfg.family == "vit" and "rope_embed.periods" not in sd:
-        sd["rope_embed.periods"] = create_model_periods(cfg)
+    if cfg.family == "vit" and "rope_embed.periods" not in sd:  # the HF layout stores only the base
+        sd["rope_embed.periods"] = rope_periods(cfg.head_dim, cfg.rope_base)
     net = create_model(cfg)
     load_checked(net, sd)
     net.source = Source(str(weights), layout)
     return net.eval().to(device)
-
-
-def create_model_periods(cfg: ViTConfig) -> Tensor:
-    """RoPE periods for a config (the HF layout stores only the base)."""
-    exponents = 2 * torch.arange(cfg.head_dim // 4, dtype=torch.float32) / (cfg.head_dim // 2)
-    return cfg.rope_base**exponents
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str, ModelConfig | None]:

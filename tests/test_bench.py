@@ -54,6 +54,8 @@ def test_every_field_present_and_sane(first_run):
         assert r["fps"] > 0 and r["rss_mb"] > 10 and r["size_mb"] > 0 and r["gmacs_per_s"] > 0
         assert 0.99 <= r["parity_cos"] <= 1.0001 and 0 <= r["dense_quality"] <= 100
         assert r["speedup_vs_torch"] > 0 and 0 < r["peak_share"]
+    rss = [r["rss_mb"] for r in measured]
+    assert max(rss) < 4000 and len(set(rss)) > 1, "each worker reports its own peak, not its parent's"
     eager = next(r for r in measured if r["target"] == "torch")
     assert eager["speedup_vs_torch"] == pytest.approx(1.0) and eager["parity_cos"] == pytest.approx(1.0, abs=1e-5)
 

@@ -6,9 +6,11 @@ import copy
 import difflib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -163,7 +165,8 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, o
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch)
         conv = Conversion(module, spec, calib, build_metadata(module, spec))
         staged = staging / final.name
-        target.convert(conv, staged)
+        with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
+            target.convert(conv, staged)
         result.checks = target.static_checks(conv, staged)
         result.export_s = time.perf_counter() - start
         _publish(staging, out, final.name)

@@ -31,7 +31,7 @@ def weights_sha256(path: str) -> str:
 def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
     """A JSON-serialisable dict; targets add their converter versions and embed it as one string."""
     backbone = module.backbone
-    weights = backbone.source.path
+    weights = getattr(backbone.source, "path", None)
     h, w = spec.imgsz
     batch = -1 if spec.dynamic else spec.batch
     shapes = backbone.output_shapes(h, w, batch)

@@ -15,6 +15,7 @@ class Backbone(nn.Module):
     """Base class: `forward_features(x)` -> {"cls": (B, D), "registers": (B, R, D), "patch_tokens": (B, h, w, D)}."""
 
     cfg: ModelConfig
+    source = None  # where the weights came from (edgedino.checkpoints.Source), set by load_backbone
 
     @property
     def stride(self) -> int:

@@ -26,6 +26,12 @@ def apply_rope(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
     return x * cos + rotate_half(x) * sin
 
 
+def rope_periods(head_dim: int, base: float) -> Tensor:
+    """Rotation periods base ** (4 i / head_dim), i < head_dim / 4: from 1 up towards `base` patches."""
+    exponents = 2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2)
+    return base**exponents
+
+
 class RopeEmbedding(nn.Module):
     """sin/cos tables (N_patches, head_dim) for an h x w patch grid."""
 
@@ -34,8 +40,7 @@ class RopeEmbedding(nn.Module):
         if head_dim % 4:
             raise ValueError(f"RoPE needs a head dim divisible by 4, got {head_dim}")
         self.rescale = rescale
-        exponents = 2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2)
-        self.register_buffer("periods", base**exponents, persistent=True)
+        self.register_buffer("periods", rope_periods(head_dim, base), persistent=True)
         self._cache: dict = {}
         self.frozen_hw: tuple[int, int] | None = None
 
