@@ -82,6 +82,20 @@ def test_second_run_hits_the_cache(first_run, cache, tmp_path):
     assert "exporting" not in out.stderr
 
 
+def test_a_crashing_backend_is_an_error_not_a_hang(tmp_path):
+    """The worker process dies (here: its artifact vanished): run_worker reports why, the runner makes it a row."""
+    from edgedino.bench.runner import run_worker
+    from edgedino.errors import EdgeDinoError
+
+    zeros = np.zeros((1, 3, 64, 64), np.float32)
+    np.savez(tmp_path / "in.npz", timing=zeros, eval=zeros)
+    job = {"backend": "artifact", "path": str(tmp_path / "gone.onnx"), "weights": None, "imgsz": [64, 64], "batch": 1,
+           "threads": 1, "warmup": 1, "iters": 1, "seconds": None, "inputs": str(tmp_path / "in.npz"),
+           "features": str(tmp_path / "f.npz")}
+    with pytest.raises(EdgeDinoError, match="backend crashed: .*artifact not found"):
+        run_worker(job, timeout=120)
+
+
 def test_suite_with_unknown_key(tmp_path):
     (tmp_path / "s.yaml").write_text("models: [vit_test]\nthread: [2]\n")
     from edgedino.errors import EdgeDinoError
