@@ -130,12 +130,12 @@ def export(
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
-    out = Path(out)
-    check_writable(out)
     backbone = load_backbone(weights, model)
     size = check_size(parse_imgsz(imgsz), backbone.stride)
     needs_calib = any(p == "int8" for _, p in pairs)
     frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
+    out = Path(out)
+    check_writable(out)  # last of the checks, so a bad flag leaves no empty folder behind
     if needs_calib and len(frames) < calib_size:
         log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
     inputs = model_inputs(frames, size, input_format)
