@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgedino.errors import EdgeDinoError
 from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.runtime.base import METADATA_KEY
 
 OPSET = 18
 
@@ -53,9 +53,7 @@ def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8)
         return
-    if conv.calib is None or len(conv.calib) == 0:
-        raise EdgeDinoError("onnx int8 needs calibration images (--calib)")
-    quantize_static(src, dst, _Calibration(conv.calib), quant_format=QuantFormat.QDQ,
+    quantize_static(src, dst, _Calibration(conv.calibration()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
@@ -81,7 +79,7 @@ def _finish(path: Path, metadata: dict) -> None:
     model = onnx.load(str(path))
     metadata["converter"] = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET}
     del model.metadata_props[:]
-    model.metadata_props.add(key="edgedino", value=json.dumps(metadata))
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(metadata))
     model.producer_name, model.producer_version = "edgedino", metadata["versions"]["edgedino"]
     onnx.save(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.errors import EdgeDinoError
 from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.runtime.base import METADATA_KEY
 
 
 def _convert(conv: Conversion):
@@ -29,12 +29,10 @@ def _convert(conv: Conversion):
     return model
 
 
-def _int8(model, calib: np.ndarray | None):
+def _int8(model, calib: np.ndarray):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-    if calib is None or len(calib) == 0:
-        raise EdgeDinoError("openvino int8 needs calibration images (--calib)")
     return nncf.quantize(
         model, nncf.Dataset(list(calib), lambda s: s[None]), subset_size=len(calib),
         model_type=nncf.ModelType.TRANSFORMER,
@@ -63,9 +61,9 @@ class OpenVINOTarget(Target):
         precision = conv.spec.precision
         with quiet_converters("nncf"):
             if precision == "int8":
-                model = _int8(model, conv.calib)
+                model = _int8(model, conv.calibration())
             elif precision == "int8-weights":
                 model = _int8_weights(model)
         conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
-        model.set_rt_info(json.dumps(conv.metadata), ["edgedino"])
+        model.set_rt_info(json.dumps(conv.metadata), [METADATA_KEY])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")

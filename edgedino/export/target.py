@@ -29,6 +29,12 @@ class Conversion:
     calib: np.ndarray | None  # (N, ...) calibration inputs in the artifact's input format, for int8
     metadata: dict  # edgedino metadata; a target adds its converter versions and embeds it
 
+    def calibration(self) -> np.ndarray:
+        """The calibration inputs an int8 conversion needs, or an error naming the target."""
+        if self.calib is None or len(self.calib) == 0:
+            raise EdgeDinoError(f"{self.spec.target} int8 needs calibration images (--calib)")
+        return self.calib
+
 
 class Target:
     name: str = ""

@@ -30,10 +30,10 @@ from torch import Tensor, nn
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.target import Conversion, Target, register
+from edgedino.runtime.base import METADATA_KEY
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "image"
-METADATA_NAME = "edgedino"
 INT8_OPS = ("FULLY_CONNECTED", "CONV_2D")  # see the module docstring for why only these
 
 
@@ -77,10 +77,8 @@ def _recipe(precision: str) -> list:
     return manager.get_quantization_recipe()
 
 
-def _calibration(calib: np.ndarray | None) -> dict[str, list[dict[str, np.ndarray]]]:
+def _calibration(calib: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
     """The calibration set as ai-edge-quantizer reads it: one batch-1 sample per signature call."""
-    if calib is None or len(calib) == 0:
-        raise EdgeDinoError("tflite int8 needs calibration images (--calib)")
     return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(sample[None])} for sample in calib]}
 
 
@@ -114,10 +112,10 @@ def embed_metadata(path: Path, metadata: dict) -> None:
         raise EdgeDinoError(f"{path.name} is over 2 GB; edgedino cannot embed metadata in it")
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     _inline_buffers(model, data)
-    entry = next((m for m in model.metadata or [] if m.name == METADATA_NAME.encode()), None)
+    entry = next((m for m in model.metadata or [] if m.name == METADATA_KEY.encode()), None)
     if entry is None:
         entry = schema.MetadataT()
-        entry.name, entry.buffer = METADATA_NAME, len(model.buffers)
+        entry.name, entry.buffer = METADATA_KEY, len(model.buffers)
         model.metadata = [*(model.metadata or []), entry]
         model.buffers.append(schema.BufferT())
     model.buffers[entry.buffer].data = np.frombuffer(json.dumps(metadata).encode("utf-8"), np.uint8)
@@ -142,7 +140,7 @@ class TfliteTarget(Target):
     def convert(self, conv: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
         precision = conv.spec.precision
-        calibration = _calibration(conv.calib) if precision == "int8" else None
+        calibration = _calibration(conv.calibration()) if precision == "int8" else None
         if precision == "fp32":
             _convert_fp32(conv.module, path)
         else:
