@@ -25,7 +25,7 @@ def _export_fp32(conv: Conversion, path: Path) -> None:
     module = conv.module
     # A dynamic batch is traced with an example of 2: torch.export specialises dimensions of size 1.
     dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conv.spec.dynamic else None
-    example = module.example(2 if conv.spec.dynamic else 1)
+    example = module.example(2 if conv.spec.dynamic else None)
     with quiet_converters("torch.onnx"):  # "torchvision is not installed" notes
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, optimize=True,
                                     input_names=["image"], output_names=list(module.output_names),

@@ -1,5 +1,6 @@
 """Device-side code: torch-free (numpy, OpenCV and the artifact's runtime package only)."""
 
 from edgedino.runtime.base import Runtime, RuntimeUnavailable, load
+from edgedino.runtime.features import Features
 
-__all__ = ["Runtime", "RuntimeUnavailable", "load"]
+__all__ = ["Features", "Runtime", "RuntimeUnavailable", "load"]

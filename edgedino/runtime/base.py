@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
+from edgedino.runtime.features import Features
+from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, fit_size
 
 METADATA_KEY = "edgedino"  # every artifact stores its metadata as one JSON string under this name
 
@@ -28,6 +30,62 @@ class Runtime:
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    @property
+    def input_format(self) -> str:
+        return "uint8" if self.input_dtype == np.uint8 else "float32"
+
+    @property
+    def stride(self) -> int:
+        return int(self.metadata.get("stride", 16))
+
+    def input_hw(self, frame_hw: tuple[int, int] | None = None, short_side: int | None = None) -> tuple[int, int]:
+        """The size frames are resized to: the artifact's fixed size, or (dynamic runtimes) the frame's aspect
+        at `short_side`. Asking a fixed-size artifact for another short side is an error, not a silent resize."""
+        shape = self.input_shape
+        fixed = shape[1:3] if self.input_format == "uint8" else shape[2:4]
+        if all(isinstance(d, int) and d > 0 for d in fixed):
+            if short_side is not None and short_side != min(fixed):
+                raise EdgeDinoError(f"{self.path.name} was exported for {fixed[0]}x{fixed[1]} input; it cannot run "
+                                    f"at short side {short_side} (export it at that size, or omit --short-side)")
+            return int(fixed[0]), int(fixed[1])
+        if frame_hw is None:
+            raise EdgeDinoError(f"{self.path.name} takes any size: give a frame size and a short side")
+        return fit_size(frame_hw, short_side or 224, self.stride)
+
+    @property
+    def batch(self) -> int:
+        """Frames per run: the artifact's static batch, or 1 for a dynamic one (what edge devices do)."""
+        b = self.input_shape[0]
+        return b if isinstance(b, int) and b > 0 else 1
+
+    def features(self, frames: np.ndarray | list[np.ndarray], short_side: int | None = None) -> Features:
+        """Dense features for RGB uint8 frames (one (H, W, 3) array or a list of them), preprocessed as the
+        artifact's metadata says (size, layout, mean/std)."""
+        import time
+
+        from edgedino.runtime.frames import model_inputs
+
+        frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else list(frames)
+        if not frames:
+            raise EdgeDinoError("features() needs at least one frame")
+        hw = self.input_hw(frames[0].shape[:2], short_side)
+        t0 = time.perf_counter()
+        x = model_inputs(frames, hw, self.input_format, self.metadata.get("mean", IMAGENET_MEAN),
+                         self.metadata.get("std", IMAGENET_STD))
+        t1 = time.perf_counter()
+        outs = [self.run(self._pad(x[i:i + self.batch])) for i in range(0, len(x), self.batch)]
+        t2 = time.perf_counter()
+        if "patch_tokens" not in outs[0]:
+            raise EdgeDinoError(f"{self.path.name} has no 'patch_tokens' output (outputs: {', '.join(outs[0])})")
+        cat = {k: np.concatenate([o[k] for o in outs])[:len(x)] for k in ("cls", "patch_tokens")}
+        return Features(cat["cls"], cat["patch_tokens"], hw,
+                        {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3})
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        """A short last chunk filled up to a static batch by repeating its last frame (results are trimmed)."""
+        missing = self.batch - len(x)
+        return np.concatenate([x, np.repeat(x[-1:], missing, axis=0)]) if missing > 0 else x
+
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         if tuple(x.shape) != tuple(self.input_shape) and not any(d in (-1, None) for d in self.input_shape):
             raise EdgeDinoError(f"{self.path.name} takes input of shape {tuple(self.input_shape)}, got {x.shape}")
@@ -35,7 +93,8 @@ class Runtime:
 
 
 # artifact suffix -> module under edgedino.runtime that defines load(path, threads) -> Runtime
-BACKENDS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
+BACKENDS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml",
+            ".pt": "pytorch", ".pth": "pytorch", ".safetensors": "pytorch"}
 
 
 # runtimes that exist on some platforms only (sys.platform values)
