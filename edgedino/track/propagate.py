@@ -1,0 +1,58 @@
+"""Label propagation over patch features: each new patch takes a softmax-weighted vote of the labels of its
+top-k most similar patches among the context frames, within a square neighbourhood. Vectorised numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OUTSIDE = -4.0  # added to cosine similarities (in [-1, 1]) outside the neighbourhood: never among the top-k
+
+
+def neighbourhood_penalty(grid_hw: tuple[int, int], radius: int) -> np.ndarray:
+    """(N, N) float32: 0 where key patch j lies within `radius` patches (Chebyshev) of query patch i, else OUTSIDE."""
+    h, w = grid_hw
+    ys, xs = np.divmod(np.arange(h * w), w)
+    near = (np.abs(ys[:, None] - ys[None, :]) <= radius) & (np.abs(xs[:, None] - xs[None, :]) <= radius)
+    return np.where(near, 0.0, OUTSIDE).astype(np.float32)
+
+
+def propagate(query: np.ndarray, keys: np.ndarray, key_labels: np.ndarray, penalty: np.ndarray | None,
+              topk: int, temperature: float) -> np.ndarray:
+    """Soft labels (N, L) for N query patches.
+
+    query: (N, D) unit-length features of the new frame; keys: (F, N, D) unit-length features of F context
+    frames; key_labels: (F, N, L) their soft labels; penalty: (N, N) from neighbourhood_penalty, or None.
+    """
+    frames, n, _ = keys.shape
+    sim = (query @ keys.reshape(frames * n, -1).T).reshape(n, frames, n)
+    if penalty is not None:
+        sim += penalty[:, None, :]
+    sim = sim.reshape(n, frames * n)
+    k = min(topk, sim.shape[1])
+    idx = np.argpartition(sim, sim.shape[1] - k, axis=1)[:, -k:]
+    top = np.take_along_axis(sim, idx, axis=1)
+    weights = np.exp((top - top.max(axis=1, keepdims=True)) / temperature)
+    weights /= weights.sum(axis=1, keepdims=True)
+    votes = key_labels.reshape(frames * n, -1)[idx]  # (N, k, L)
+    return np.einsum("nk,nkl->nl", weights, votes)
+
+
+def mask_to_grid(mask: np.ndarray, ids: list[int], grid_hw: tuple[int, int]) -> np.ndarray:
+    """(h, w, 1 + len(ids)) float32 soft labels: the fraction of each patch covered by background and each id."""
+    import cv2
+
+    h, w = grid_hw
+    planes = [cv2.resize((mask == i).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) for i in [0, *ids]]
+    soft = np.stack(planes, axis=-1)
+    return soft / np.maximum(soft.sum(axis=-1, keepdims=True), 1e-6)
+
+
+def grid_to_frame(probs: np.ndarray, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Soft labels (h, w, L) upsampled bilinearly to the frame: (label index (H, W) uint8, its probability (H, W))."""
+    import cv2
+
+    height, width = frame_hw
+    big = cv2.resize(np.ascontiguousarray(probs, dtype=np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    big = big.reshape(height, width, -1)
+    index = big.argmax(axis=-1).astype(np.uint8)
+    return index, np.take_along_axis(big, index[..., None].astype(np.intp), axis=-1)[..., 0]
