@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgedino.errors import EdgeDinoError
 from edgedino.track.palette import davis_palette
 from edgedino.track.params import TrackResult
 
@@ -39,7 +40,7 @@ def draw_tracks(bgr: np.ndarray, result: TrackResult, fps: float | None = None,
     import cv2
 
     if result.labels.shape != bgr.shape[:2]:
-        raise ValueError(f"labels {result.labels.shape} do not match the frame {bgr.shape[:2]}")
+        raise EdgeDinoError(f"labels {result.labels.shape} do not match the frame {bgr.shape[:2]}")
     out = tint(bgr, result.labels)
     for obj in result.objects:
         colour = LOST_BGR if obj.lost else id_colour(obj.id)
