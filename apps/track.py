@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Live object tracking with dense DINO features, from any artifact edgedino exports. Torch-free.
+
+The first mask (a dragged box, clicked points, --box or --mask) is followed frame to frame by label propagation
+over the backbone's patch features (edgedino.track.Tracker), drawn over the video with box, id, confidence,
+LOST, FPS and per-stage milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgedino.errors import EdgeDinoError
+
+WINDOW = "edgedino track"
+EXAMPLES = """examples:
+  python apps/track.py --model exports/vits16_int8.xml --source 0
+      camera 0; drag a box around the object, Enter to start (several boxes: Enter after each, Esc to finish)
+  python apps/track.py --model vits16_int8.tflite --source clip.mp4 --init points
+      click points on the object (n: next object, Enter: start)
+  python apps/track.py --model vits16.onnx --source rtsp://192.168.1.20/stream --box 120,80,60,140 --box 2:300,90,50,50
+  python apps/track.py --model vits16.onnx --source frames/ --mask first.png --headless \\
+      --save out.mp4 --json tracks.jsonl
+keys: r re-initialise, space pause, s snapshot (PNG in the current folder), q or Esc quit.
+exit status: 0 done, 1 the source failed mid-way (after retries), 2 bad input (model, source, box, mask)."""
+
+
+def parse_box(text: str, default_id: int) -> tuple[int, tuple[int, int, int, int]]:
+    """'x,y,w,h' or 'ID:x,y,w,h' -> (id, box)."""
+    m = re.fullmatch(r"\s*(?:(\d+)\s*:)?\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*", text)
+    if not m:
+        raise EdgeDinoError(f"--box {text!r} is not x,y,w,h or ID:x,y,w,h (pixels, e.g. 120,80,60,140)")
+    x, y, w, h = (int(v) for v in m.groups()[1:])
+    if w <= 0 or h <= 0:
+        raise EdgeDinoError(f"--box {text!r} has zero width or height")
+    return int(m[1] or default_id), (x, y, w, h)
+
+
+def parse_boxes(texts: list[str], frame_hw: tuple[int, int]) -> dict[int, tuple[int, int, int, int]]:
+    """Every --box, checked to lie inside the frame; ids default to 1, 2, ... in order."""
+    boxes = dict(parse_box(t, i + 1) for i, t in enumerate(texts))
+    if len(boxes) != len(texts):
+        raise EdgeDinoError("two --box flags use the same object id")
+    fh, fw = frame_hw
+    for i, (x, y, w, h) in boxes.items():
+        if not 1 <= i <= 255 or x < 0 or y < 0 or x + w > fw or y + h > fh:
+            raise EdgeDinoError(f"box {i}: {x},{y},{w},{h} is not inside the {fw}x{fh} frame (or id not in 1..255)")
+    return boxes
+
+
+def read_mask(path: str, frame_hw: tuple[int, int]) -> np.ndarray:
+    """An id mask from a palette PNG (DAVIS) or a grey PNG whose values are ids, at the frame's size."""
+    import cv2
+
+    from edgedino.track.palette import read_indexed_png
+
+    mask = read_indexed_png(path)
+    if mask.shape != tuple(frame_hw):
+        mask = cv2.resize(mask, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_NEAREST)
+    if not mask.any():
+        raise EdgeDinoError(f"{path}: the mask has no object (every pixel is 0)")
+    return mask
+
+
+def select_boxes(bgr: np.ndarray) -> dict[int, tuple[int, int, int, int]]:
+    """Drag boxes in the window (cv2.selectROIs): Enter or space after each, Esc when done."""
+    import cv2
+
+    print("drag a box around each object, Enter after each box, Esc when done", file=sys.stderr)
+    rois = cv2.selectROIs(WINDOW, bgr, showCrosshair=False)
+    boxes = {i + 1: tuple(int(v) for v in r) for i, r in enumerate(rois) if r[2] > 0 and r[3] > 0}
+    if not boxes:
+        raise EdgeDinoError("no box was drawn")
+    return boxes
+
+
+def select_points(bgr: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+    """Click points on each object: n starts the next object, Enter starts tracking, Esc cancels."""
+    import cv2
+
+    from edgedino.track.palette import davis_palette
+
+    points: dict[int, list[tuple[int, int]]] = {1: []}
+    cv2.setMouseCallback(WINDOW, lambda ev, x, y, *_: ev == cv2.EVENT_LBUTTONDOWN and points[max(points)].append(
+        (x, y)))
+    print("click points on the object; n: next object, Enter: start, Esc: cancel", file=sys.stderr)
+    while True:
+        view = bgr.copy()
+        for i, pts in points.items():
+            colour = tuple(int(c) for c in davis_palette()[i][::-1])
+            for p in pts:
+                cv2.circle(view, p, 5, colour, -1)
+        cv2.imshow(WINDOW, view)
+        key = cv2.waitKey(30) & 0xFF
+        if key in (13, 10, 32):
+            break
+        if key == 27:
+            raise EdgeDinoError("point selection cancelled")
+        if key == ord("n") and points[max(points)]:
+            points[max(points) + 1] = []
+    cv2.setMouseCallback(WINDOW, lambda *_: None)
+    points = {i: p for i, p in points.items() if p}
+    if not points:
+        raise EdgeDinoError("no point was clicked")
+    return points
+
+
+def initial_mask(args, tracker, rgb: np.ndarray, ask: bool = False) -> np.ndarray:
+    """The first id mask: --mask or --box, else (or when `ask`, on r) a box dragged or points clicked in the window."""
+    import cv2
+
+    if args.mask and not ask:
+        return read_mask(args.mask, rgb.shape[:2])
+    if args.box and not ask:
+        return tracker.mask_from_boxes(rgb, parse_boxes(args.box, rgb.shape[:2]), refine=not args.no_refine)
+    if args.headless:
+        raise EdgeDinoError("--headless needs --box or --mask to know what to track")
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if args.init == "points":
+        return tracker.mask_from_points(rgb, select_points(bgr))
+    return tracker.mask_from_boxes(rgb, select_boxes(bgr), refine=not args.no_refine)
+
+
+@dataclass
+class Timing:
+    """Per-stage milliseconds summed over frames, and an FPS for the overlay (moving average)."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    ms: dict[str, float] = field(default_factory=dict)
+    fps: float = 0.0
+
+    def add(self, ms: dict[str, float], seconds: float) -> None:
+        self.frames += 1
+        self.seconds += seconds
+        for k, v in ms.items():
+            self.ms[k] = self.ms.get(k, 0.0) + v
+        fps = 1 / max(seconds, 1e-6)
+        self.fps = fps if self.frames == 1 else 0.9 * self.fps + 0.1 * fps
+
+    def summary(self) -> str:
+        fps = self.frames / self.seconds if self.seconds else 0.0
+        rows = [f"{k:<11}{v / max(self.frames, 1):8.1f}" for k, v in self.ms.items()]
+        return "\n".join([f"tracked {self.frames} frames after the first in {self.seconds:.1f} s: "
+                          f"{fps:.1f} FPS end to end", f"{'stage':<11}{'mean ms':>8}", *rows])
+
+
+def objects_json(index: int, t: float, result) -> str:
+    """One JSONL line: frame index, time, and per object its id, box, area, confidence and lost state."""
+    objs = [{"id": o.id, "box": list(o.box) if o.box else None, "area": o.area,
+             "confidence": round(o.confidence, 4), "lost": o.lost} for o in result.objects]
+    return json.dumps({"frame": index, "t": round(t, 4), "objects": objs})
+
+
+def open_outputs(args, stack: ExitStack, size_wh: tuple[int, int], fps: float):
+    """The --save video writer and the --json file (None when not asked), each renamed into place at the end."""
+    import cv2
+
+    from edgedino.atomic import atomic_path
+
+    writer = jsonl = None
+    if args.save:
+        writer = cv2.VideoWriter(str(stack.enter_context(atomic_path(args.save))), cv2.VideoWriter_fourcc(*"mp4v"),
+                                 fps or 25.0, size_wh)
+        if not writer.isOpened():
+            raise EdgeDinoError(f"cannot write video {args.save} (OpenCV has no mp4v encoder for it)")
+        stack.callback(writer.release)
+    if args.json:
+        jsonl = stack.enter_context(open(stack.enter_context(atomic_path(args.json)), "w"))
+    return writer, jsonl
+
+
+def handle_key(key: int, bgr: np.ndarray, index: int) -> str | None:
+    """What a key press asks for: 'quit', 'pause', 'reinit', or None (s saves a snapshot here)."""
+    import cv2
+
+    if key in (ord("q"), 27):
+        return "quit"
+    if key == ord("s"):
+        snap = Path(f"snapshot_{index:05d}.png")
+        cv2.imwrite(str(snap), bgr)
+        print(f"saved {snap}", file=sys.stderr)
+    return {32: "pause", ord("r"): "reinit"}.get(key)
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edgedino.runtime import load
+    from edgedino.runtime.source import FrameSource
+    from edgedino.track import Tracker
+    from edgedino.track.draw import draw_tracks
+
+    if args.box and args.mask:
+        raise EdgeDinoError("give --box or --mask, not both")
+    tracker = Tracker(load(args.model, args.threads), short_side=args.short_side)
+    source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
+    frames = source.frames()
+    frame = next(frames, None)
+    if frame is None:
+        raise EdgeDinoError(f"{args.source} gave no frame")
+    if not args.headless:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb))
+    timing, paused, fresh, shown, t_read = Timing(), False, False, 1, 0.0
+    with ExitStack() as stack:
+        stack.callback(frames.close)
+        writer, jsonl = open_outputs(args, stack, frame.rgb.shape[1::-1], source.fps)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, timing.fps or None, result.ms)
+                t1 = time.perf_counter()
+                if writer is not None:
+                    writer.write(bgr)
+                if jsonl is not None:
+                    jsonl.write(objects_json(frame.index, frame.t, result) + "\n")
+                action = None
+                if not args.headless:
+                    cv2.imshow(WINDOW, bgr)
+                    action = handle_key(cv2.waitKey(0 if paused else 1) & 0xFF, bgr, frame.index)
+                if fresh:
+                    t2 = time.perf_counter()
+                    timing.add({**result.ms, "draw": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3}, t2 - t_read)
+                    fresh = False
+                if action == "quit" or (args.max_frames and shown >= args.max_frames):
+                    break
+                if action == "pause":
+                    paused = not paused
+                if action == "reinit":
+                    try:
+                        result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb, ask=True))
+                    except EdgeDinoError as e:
+                        print(f"re-initialisation skipped: {e}", file=sys.stderr)
+                if paused or action == "reinit":
+                    continue
+                t_read = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                read_ms = (time.perf_counter() - t_read) * 1e3
+                result = tracker.step(frame.rgb)
+                result.ms = {"read": read_ms, **result.ms}
+                fresh, shown = True, shown + 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+    print(timing.summary(), file=sys.stderr)
+    return 1 if source.failure else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="apps/track.py", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="an exported artifact (.onnx, .xml, .tflite, .mlpackage on macOS), "
+                   "or a .pth checkpoint when PyTorch is installed")
+    p.add_argument("--source", default="0", help="camera index, video file, rtsp:// or http:// URL, or image folder "
+                   "(default: 0, the first camera)")
+    p.add_argument("--box", action="append", metavar="[ID:]X,Y,W,H", help="an object's box in first-frame pixels; "
+                   "repeat for several objects (ids 1, 2, ... unless given)")
+    p.add_argument("--mask", metavar="PNG", help="first-frame id mask: a palette PNG (DAVIS) or a grey PNG whose "
+                   "values are object ids, 0 = background")
+    p.add_argument("--init", choices=("box", "points"), default="box", help="how to mark objects in the window "
+                   "when neither --box nor --mask is given: drag boxes, or click points (default: box)")
+    p.add_argument("--no-refine", action="store_true", help="use boxes as they are instead of keeping the pixels "
+                   "whose features look like the box's inside")
+    p.add_argument("--short-side", type=int, help="frame short side fed to the backbone; default: the artifact's "
+                   "export size (fixed-size artifacts), else 224, which keeps ViT-S/16 int8 real-time on a laptop CPU")
+    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
+    p.add_argument("--save", metavar="MP4", help="write the annotated video (mp4v)")
+    p.add_argument("--json", metavar="JSONL", help="write one line per frame: frame, t, objects "
+                   "[{id, box [x,y,w,h], area, confidence, lost}]")
+    p.add_argument("--headless", action="store_true", help="no window (devices without a screen); needs --box or "
+                   "--mask")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame before the source counts "
+                   "as stalled (default: 10)")
+    p.add_argument("--retries", type=int, default=3, help="times a failed or stalled source is reopened before "
+                   "giving up (default: 3)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except EdgeDinoError as e:
+        print(f"track: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
