@@ -1,0 +1,72 @@
+"""Training checkpoints: everything a run needs to continue exactly, written atomically.
+
+Modules are stored at the top level by name ("student", "teacher", ...) with the official DINOv3 key layout
+("backbone.", "dino_head.", "ibot_head."), so `edgedino.load_backbone(checkpoint.pth)` reads the teacher as it is.
+Randomness is reseeded from (seed, step, rank) at every step and the data stream is a pure function of
+(seed, sample index), so the step count is the whole data position and RNG state: nothing else to restore.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgedino.atomic import atomic_path
+from edgedino.checkpoints import _torch_load, save_backbone
+from edgedino.errors import CheckpointError
+from edgedino.models import Backbone
+
+FORMAT = "edgedino-train"
+NAME = "checkpoint.pth"
+
+
+def save_checkpoint(out: Path, step: int, config: dict, modules: dict[str, nn.Module],
+                    optimizer: torch.optim.Optimizer, extra: dict | None = None) -> Path:
+    """Write out/checkpoint.pth for a run that has finished `step` steps (temp file, then rename)."""
+    state = {
+        "format": FORMAT,
+        "step": step,
+        "config": config,
+        "modules": list(modules),
+        "optimizer": optimizer.state_dict(),
+        "extra": extra or {},
+    }
+    state.update({k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in modules.items()})
+    path = Path(out) / NAME
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint's contents (tensors only, weights_only=True)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / NAME
+    if not path.exists():
+        raise CheckpointError(f"no training checkpoint at {path} (nothing to resume)")
+    state = _torch_load(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an edgedino training checkpoint")
+    return state
+
+
+def restore(state: dict, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer | None) -> int:
+    """Load modules (and the optimizer) from a checkpoint; returns the number of steps already done."""
+    for key, module in modules.items():
+        if key not in state["modules"]:
+            raise CheckpointError(f"the checkpoint has no {key!r} (it has {', '.join(state['modules'])})")
+        module.load_state_dict(state[key])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+def export_backbone(backbone: Backbone, path: str | Path) -> Path:
+    """The backbone as an edgedino checkpoint that load_backbone and `edgedino export` read as it is."""
+    import copy
+
+    net = copy.deepcopy(backbone).cpu().float().eval()
+    return save_backbone(net, path)

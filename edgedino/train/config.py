@@ -1,0 +1,193 @@
+"""Training configuration: dataclasses filled from YAML stage/preset files plus `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from edgedino.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+STAGES = ("pretrain", "gram_anchor", "high_res_adapt")
+
+
+@dataclass
+class ModelSection:
+    name: str = "vits16"  # a preset of edgedino.models
+    arch: dict = field(default_factory=dict)  # overrides of the preset's fields (a custom architecture)
+    drop_path: float = 0.1
+
+
+@dataclass
+class DataSection:
+    sources: list = field(default_factory=list)  # folders, videos ("clip.mp4:stride=10"), list files, ":weight=w"
+    workers: int = 2
+
+
+@dataclass
+class HeadsSection:
+    out_dim: int = 65536
+    hidden: int = 2048
+    bottleneck: int = 256
+    layers: int = 3
+    ibot_separate: bool = True  # a second head for iBOT (else the DINO head is shared)
+
+
+@dataclass
+class LossSection:
+    dino: float = 1.0
+    ibot: float = 1.0
+    koleo: float = 0.1
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    teacher_temp_start: float = 0.04
+    teacher_temp_warmup: float = 0.3  # fraction of the run (or steps when > 1)
+    sinkhorn_iterations: int = 3
+    mask_prob: float = 0.5
+    mask_ratio: tuple = (0.1, 0.5)
+
+
+@dataclass
+class GramSection:
+    weight: float = 0.0  # 0 turns Gram anchoring off
+    start: float = 0.0  # first step with the Gram loss (fraction of the run or steps)
+    refresh_every: int = 10000  # steps between Gram teacher snapshots of the EMA teacher (0: never refresh)
+    high_res: bool = False  # the Gram teacher sees the 2x global crops, resized to the student's grid
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3  # peak learning rate after warm-up (for the global batch below)
+    min_lr: float = 1e-6
+    warmup: float = 0.1  # fraction of the run (or steps when > 1)
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.2
+    layer_decay: float = 0.98
+    betas: tuple = (0.9, 0.999)
+    clip: float = 3.0
+
+
+@dataclass
+class EMASection:
+    momentum: float = 0.994
+    momentum_end: float = 1.0
+
+
+@dataclass
+class RunSection:
+    total_steps: int = 100000  # the schedules' length (--max-steps stops earlier without changing them)
+    batch: int = 1024  # global batch, split evenly across processes
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+    amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16", "off"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    crops: dict = field(default_factory=dict)  # edgedino.train.augment.MultiCropConfig fields
+    heads: HeadsSection = field(default_factory=HeadsSection)
+    loss: LossSection = field(default_factory=LossSection)
+    gram: GramSection = field(default_factory=GramSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    ema: EMASection = field(default_factory=EMASection)
+    run: RunSection = field(default_factory=RunSection)
+    init: str | None = None  # a training checkpoint or backbone to start from (later stages)
+
+
+def _fill(obj, values: dict, where: str):
+    """Set the fields of dataclass `obj` from a nested dict; an unknown key is a ConfigError naming it."""
+    known = {f.name: f for f in fields(obj)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{where}{key}'; known: {', '.join(known)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {where}{key} is a section: give a mapping, not {value!r}")
+            _fill(current, value, f"{where}{key}.")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            current.update(value)
+        else:
+            setattr(obj, key, _coerce(value, current, f"{where}{key}"))
+    return obj
+
+
+def _coerce(value, current, where: str):
+    """`value` in the type of the field's current value (YAML reads 1e-3 as a string, lists for tuples)."""
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, float) and not isinstance(current, bool) and isinstance(value, (int, str)):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"config key {where} needs a number, got {value!r}") from None
+    if isinstance(current, (bool, int, str)) and value is not None and type(value) is not type(current):
+        raise ConfigError(f"config key {where} needs a {type(current).__name__}, got {value!r}")
+    return value
+
+
+def _read(path: Path, seen: tuple = ()) -> list[dict]:
+    """A YAML file's dicts, its `base:` chain first (a stage name or a path relative to the file)."""
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a YAML mapping")
+    base = data.pop("base", None)
+    if base is None:
+        return [data]
+    base_path = CONFIGS / f"{base}.yaml" if base in STAGES else (path.parent / base)
+    if base_path.resolve() in seen:
+        raise ConfigError(f"{path}: circular base {base!r}")
+    return _read(base_path, seen + (base_path.resolve(),)) + [data]
+
+
+def parse_override(text: str) -> dict:
+    """`a.b.c=value` (value parsed as YAML) -> {"a": {"b": {"c": value}}}."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value (e.g. optim.lr=1e-3)")
+    key, value = text.split("=", 1)
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a preset (vits16, convnext_tiny, tiny-cpu) or a stage."""
+    path = CONFIGS / ("presets" if name not in STAGES else "") / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (CONFIGS / "presets").glob("*.yaml")) + list(STAGES)
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known)}")
+    return path
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """A TrainConfig from a YAML file (with its base chain) and `key=value` overrides, applied in order."""
+    cfg = TrainConfig()
+    for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
+        _fill(cfg, layer, "")
+    return cfg
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    """Plain JSON/YAML-friendly dict of a config (what checkpoints store)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    return _fill(TrainConfig(), d, "")
+
+
+def fraction(value: float, total: int) -> int:
+    """A schedule length given as a fraction of the run (<= 1) or as steps (> 1)."""
+    return int(round(value * total)) if value <= 1 else int(value)
