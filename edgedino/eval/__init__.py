@@ -1,0 +1,1 @@
+"""Frozen-feature evaluation of any backbone or exported artifact: k-NN and linear probe. Torch-free."""
