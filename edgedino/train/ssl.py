@@ -140,6 +140,20 @@ class SSLStep:
         cls = nn.functional.normalize(teacher_cls.float(), dim=-1)
         return {"teacher_entropy": entropy, "feature_std": cls.std(0).mean() * cls.shape[-1] ** 0.5}
 
+    def init_from(self, path: str) -> None:
+        """Start from an earlier stage: a training checkpoint (its teacher, heads included) or any backbone file."""
+        from edgedino.checkpoints import _torch_load, load_checked, read_state_dict
+        from edgedino.train.checkpoint import FORMAT
+
+        obj = _torch_load(Path(path)) if Path(path).is_file() else None
+        if isinstance(obj, dict) and obj.get("format") == FORMAT:
+            self.student.load_state_dict(obj["teacher"])
+        else:
+            load_checked(self.student.backbone, read_state_dict(path)[0])
+        self.teacher.load_state_dict(self.student.state_dict())
+        if self.gram_teacher is not None:
+            self.gram_teacher.load_state_dict(self.teacher.backbone.state_dict())
+
     def update(self, step: int, sched) -> None:
         ema_update(self.teacher, self.student, sched.momentum)
         nxt = step + 1

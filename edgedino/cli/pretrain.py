@@ -1,0 +1,60 @@
+"""`edgedino pretrain`: the DINOv3 self-supervised recipe on your images (one process; torchrun for more)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgedino.cli.common import add_command
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub, "pretrain", help="self-supervised DINOv3 pretraining on image folders and videos",
+        description="Train a backbone with the DINOv3 recipe (multi-crop DINO + iBOT + KoLeo, EMA teacher, Gram "
+                    "anchoring from a refreshed Gram teacher) on unlabelled images and video frames. --out gets "
+                    "checkpoint.pth (atomic, every run.checkpoint_every steps), metrics.jsonl (a line per step) and "
+                    "backbone.pth (the teacher backbone, for `edgedino export` and load_backbone as it is). "
+                    "--max-steps stops early with the full run's schedules; --resume continues exactly. For several "
+                    "processes or machines run the same flags through `torchrun ... -m edgedino.train`.",
+        examples="""
+            edgedino pretrain --preset tiny-cpu --data ../shared/data ../shared/data/vtest.avi:stride=5 --out runs/tiny
+            edgedino pretrain --preset tiny-cpu --data photos/ --out runs/tiny --max-steps 100 run.batch=16
+            edgedino pretrain --preset tiny-cpu --data photos/ --out runs/tiny --resume
+            edgedino pretrain --preset gram_anchor --data photos/ --out runs/stage2 init=runs/tiny/checkpoint.pth
+            torchrun --nproc_per_node 8 -m edgedino.train --preset vits16 --data /data/images --out runs/vits16
+        """,
+    )
+    add_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_arguments(p) -> None:
+    """The flags of `edgedino pretrain` and `python -m edgedino.train` (one definition for both)."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="tiny-cpu, vits16 or convnext_tiny (a stage: pretrain, gram_anchor, "
+                     "high_res_adapt)")
+    src.add_argument("--config", help="a YAML config file (may name a stage as `base:`)")
+    p.add_argument("--data", nargs="+", required=True, metavar="SRC",
+                   help="image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, metrics.jsonl, backbone.pth")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (the schedules stay the full run's)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-3")
+
+
+def config_from_args(args):
+    """The run's config: preset or file, then the key=value overrides, then --data."""
+    from edgedino.train.config import load_config, preset_path
+
+    path = preset_path(args.preset) if args.preset else Path(args.config)
+    cfg = load_config(path, args.overrides)
+    cfg.data.sources = list(args.data)
+    return cfg
+
+
+def run(args) -> int:
+    from edgedino.train.pretrain import pretrain, summary
+
+    result = pretrain(config_from_args(args), args.out, args.max_steps, args.resume)
+    print(summary(result, Path(args.out)))
+    return 0

@@ -1,0 +1,28 @@
+"""`torchrun --nproc_per_node N -m edgedino.train --preset P --data SRC --out DIR ...`: pretraining, N processes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from edgedino.cli.pretrain import add_arguments, config_from_args
+from edgedino.errors import EdgeDinoError
+from edgedino.train.pretrain import pretrain, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edgedino.train", description="DINOv3 pretraining (torchrun entry).")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        result = pretrain(config_from_args(args), args.out, args.max_steps, args.resume)
+    except EdgeDinoError as e:
+        print(f"edgedino.train: error: {e}", file=sys.stderr)
+        return 2
+    if result.exported:
+        print(summary(result, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
