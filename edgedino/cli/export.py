@@ -20,8 +20,9 @@ def register(sub) -> None:
         sub, "export", help="export to ONNX, OpenVINO, Core ML, TFLite; verify each against PyTorch",
         description="Export a backbone to edge formats. Each artifact is run in its runtime on real images "
                     "and compared with PyTorch fp32 (cosine per output); a result below the precision's "
-                    "threshold fails the command (the artifact is kept). Core ML cannot run on Linux: its "
-                    "packages are checked statically there.\n\nprecisions:\n" + precisions,
+                    "threshold fails the command (the artifact is kept). Core ML cannot run on Linux: there its "
+                    "packages run in edgedino's reference interpreter of the ML program (on macOS: "
+                    "both).\n\nprecisions:\n" + precisions,
         examples="""
             edgedino export --target onnx --model vits16
             edgedino export --target all --precision fp32,int8 --calib my_images/ --out exports/
@@ -113,6 +114,11 @@ def print_table(result) -> None:
         print("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip())
     print("✅ verified in its runtime · ❎ below its parity threshold (kept) · ❌ export failed · "
           "➖ no runtime here: static checks only")
+    from edgedino.export.coreml_check import INTERPRETER
+
+    interpreted = sorted({a.target for a in result.artifacts if any(p.get("runtime") == INTERPRETER for p in a.parity)})
+    if interpreted:
+        print(f"{', '.join(interpreted)} parity on this machine: {INTERPRETER}")
     for a in result.artifacts:
         if a.message:
             print(f"{STATUS[a.status]} {a.target} {a.precision}: {a.message}")

@@ -2,7 +2,8 @@
 
 Only conv/linear/matmul weights are compressed, never other constants such as the RoPE sin/cos tables.
 Core ML cannot run on Linux, so int8 activation ranges come from evaluating the MIL program in PyTorch
-(edgedino.export.coreml_calib) rather than from coremltools' calibration, which needs macOS.
+(edgedino.export.coreml_calib) rather than from coremltools' calibration, which needs macOS, and every saved
+package is checked numerically by a reference interpreter of the ML program (edgedino.export.coreml_check).
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ class CoreMLTarget(Target):
         _set_metadata(model, conv)
         model.save(str(path))
 
+    def runtimes(self, path: Path) -> list:
+        """The reference interpreter of the ML program on every OS, and Apple's runtime as well on macOS."""
+        from edgedino.export.coreml_check import runtimes
+
+        return runtimes(path)
+
     def static_checks(self, conv: Conversion, path: Path) -> list[str]:
-        """Spec, input/outputs, weight compression, RoPE tables and metadata: all Linux can verify."""
+        """Spec, input/outputs, weight compression, RoPE tables and metadata."""
         return check_package(conv, path, embedded_metadata(conv), WEIGHT_INPUTS, MIN_WEIGHT_SIZE)
 
 

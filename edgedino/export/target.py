@@ -57,6 +57,13 @@ class Target:
         """Write the artifact to `path` (a staging path; the caller publishes it atomically)."""
         raise NotImplementedError
 
+    def runtimes(self, path: Path) -> list:
+        """(label, Runtime) pairs that run the artifact on this machine for verification: its own runtime."""
+        from edgedino.runtime.base import load
+
+        runtime = load(path)
+        return [(runtime.kind, runtime)]
+
     def static_checks(self, conv: Conversion, path: Path) -> list[str]:
         """Checks that need no runtime (spec, shapes, weight types); each a line saying what was verified.
 

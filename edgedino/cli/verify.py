@@ -1,0 +1,99 @@
+"""`edgedino verify`: an existing artifact against PyTorch, from the model and weights its metadata records."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edgedino.cli.common import add_command
+from edgedino.errors import EdgeDinoError
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub, "verify", help="check an exported artifact against PyTorch (any target; for CI)",
+        description="Run an artifact (.onnx, .xml, .mlpackage, .tflite) in the runtimes this machine has and "
+                    "compare each output with PyTorch fp32 on real images, using the model and weights recorded "
+                    "in its metadata. The weights file is found by its recorded name next to the artifact or in "
+                    "the current folder, or given with --weights; its SHA-256 must match. Core ML packages run "
+                    "in edgedino's reference interpreter of the ML program (and in Core ML on macOS). Exit 0: "
+                    "every runtime meets the precision's threshold; 1: one does not; 2: it cannot be verified.",
+        examples="""
+            edgedino verify exports/vits16_224_int8.mlpackage --images my_images/
+            edgedino verify exports/vits16_224_fp16.onnx --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth
+            edgedino verify exports/convnext_tiny_224_int8.tflite --images street.mp4 --json verify.json
+        """,
+    )
+    p.add_argument("artifact", help="the exported file (.onnx, .xml, .tflite) or package folder (.mlpackage)")
+    p.add_argument("--images", help="image folder or video to compare on (default: the sample photos shipped "
+                                    "with edgedino)")
+    p.add_argument("--weights", help="the weights file the artifact was exported from (default: its recorded "
+                                     "name, next to the artifact or in the current folder)")
+    p.add_argument("--json", help="also write the result as JSON to this file")
+    p.set_defaults(run=run)
+
+
+def weights_file(meta: dict, artifact: Path, given: str | None) -> str:
+    """The weights the artifact was exported from, located and checked by SHA-256; an error says why not."""
+    from edgedino.export.metadata import weights_sha256
+
+    name, digest = meta.get("weights"), meta.get("weights_sha256")
+    if not name or not digest:
+        raise EdgeDinoError(f"{artifact.name} was exported with random weights (edgedino does not seed them), so "
+                            "they cannot be regenerated and there is nothing to compare it with: export from a "
+                            "weights file (--weights) to get a verifiable artifact")
+    candidates = [Path(given)] if given else [artifact.parent / name, Path.cwd() / name]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        where = given or f"{artifact.parent} or {Path.cwd()}"
+        raise EdgeDinoError(f"{artifact.name} was exported from {name}, not found in {where}: pass --weights PATH")
+    if weights_sha256(str(found)) != digest:
+        raise EdgeDinoError(f"{found} is not the weights {artifact.name} was exported from "
+                            f"(SHA-256 {weights_sha256(str(found))[:12]}…, recorded {digest[:12]}…)")
+    return str(found)
+
+
+def run(args) -> int:
+    import warnings
+
+    from edgedino.checkpoints import load_backbone
+    from edgedino.cli.export import print_table
+    from edgedino.export import verify
+    from edgedino.export.exporter import VERIFY_IMAGES, ArtifactResult, ExportResult, _size, verify_artifact
+    from edgedino.export.module import ExportModule
+    from edgedino.export.spec import THRESHOLDS
+    from edgedino.export.target import all_targets
+    from edgedino.runtime.frames import model_inputs, read_frames
+
+    path = Path(args.artifact)
+    if not path.exists():
+        raise EdgeDinoError(f"artifact not found: {path}")
+    target = next((t for t in all_targets().values() if path.name.endswith(t.suffix)), None)
+    if target is None:
+        suffixes = ", ".join(t.suffix for t in all_targets().values())
+        raise EdgeDinoError(f"{path}: not an artifact edgedino exports (suffixes: {suffixes})")
+    runtimes = target.runtimes(path)
+    meta = runtimes[0][1].metadata
+    if not meta.get("model") or meta.get("precision") not in THRESHOLDS:
+        raise EdgeDinoError(f"{path.name} has no edgedino metadata (model, precision): was it exported by edgedino?")
+    weights = weights_file(meta, path, args.weights)
+    shape, input_format = meta["input"]["shape"], meta["input"]["dtype"]
+    size = tuple(shape[1:3] if input_format == "uint8" else shape[2:4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = ExportModule(load_backbone(weights, meta["model"]), size, input_format)
+    inputs = model_inputs(read_frames(args.images, VERIFY_IMAGES), size, input_format)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {weights} on {len(inputs)} images")
+    result = ArtifactResult(target.name, meta["precision"], str(path), "exported", size_mb=_size(path) / 1e6,
+                            threshold=THRESHOLDS[meta["precision"]])
+    verify_artifact(result, target, inputs, verify.reference(module, inputs), log, runtimes)
+    report = ExportResult(meta["model"], weights, size, input_format, len(inputs), [result])
+    print_table(report)
+    if args.json:
+        from edgedino.atomic import atomic_path
+
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0 if result.status == "ok" else 1
