@@ -1,0 +1,104 @@
+"""Decoding of data items (image files, video frames) into transformed samples; unreadable items become `Skipped`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edgedino.data.sources import Item
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+class Draw(NamedTuple):
+    """What the sampler asks for: item `index`, drawn at stream `position`; (seed, position) seeds its crops."""
+
+    index: int
+    position: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item that could not be decoded, why, and where in the stream it was drawn."""
+
+    path: str
+    reason: str
+    position: int = -1
+
+
+def decode_image(path: str) -> np.ndarray | str:
+    """RGB uint8 (H, W, 3), or why not: unreadable, not an image, or a JPEG cut short (OpenCV would pad it grey)."""
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if path.lower().endswith(JPEG_SUFFIXES) and b"\xff\xd9" not in data[-4096:].tobytes():
+        return "truncated JPEG (no end-of-image marker)"
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        return "not an image OpenCV decodes (corrupt or wrong format)"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class ImageDataset(Dataset):
+    """items[i] -> transform(rgb, rng) with a per-draw rng; a `Skipped` for an item that cannot be decoded."""
+
+    def __init__(self, items: list[Item], transform: Callable[[np.ndarray, np.random.Generator], object],
+                 open_videos: int = 4):
+        self.items, self.transform = items, transform
+        self.open_videos = open_videos
+        self._videos: OrderedDict = OrderedDict()  # path -> [VideoCapture, next frame index], per worker process
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _frame(self, path: str, frame: int) -> np.ndarray | str:
+        """One video frame (RGB), reusing an open capture and seeking only when not reading sequentially."""
+        import cv2
+
+        if path not in self._videos:
+            self._videos[path] = [cv2.VideoCapture(path), 0]
+            while len(self._videos) > self.open_videos:
+                self._videos.popitem(last=False)[1][0].release()
+        self._videos.move_to_end(path)
+        entry = self._videos[path]
+        if entry[1] != frame:
+            entry[0].set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, bgr = entry[0].read()
+        entry[1] = frame + 1 if ok else -1
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else f"video frame {frame} cannot be decoded"
+
+    def read(self, index: int) -> np.ndarray | str:
+        """The RGB image of item `index`, or why it cannot be read."""
+        path, frame = self.items[index]
+        return decode_image(path) if frame < 0 else self._frame(path, frame)
+
+    def __getitem__(self, draw: Draw | int) -> dict | Skipped:
+        """{"position", transform outputs...} for a Draw (or a plain index: position = index, seed 0)."""
+        draw = draw if isinstance(draw, Draw) else Draw(int(draw), int(draw), 0)
+        rgb = self.read(draw.index)
+        if isinstance(rgb, str):
+            path, frame = self.items[draw.index]
+            return Skipped(path if frame < 0 else f"{path}#frame{frame}", rgb, draw.position)
+        out = self.transform(rgb, np.random.default_rng([draw.seed, draw.position, 2]))
+        out = dict(out) if isinstance(out, dict) else {"image": out}
+        return {**out, "position": torch.tensor(draw.position)}
+
+
+def collate_skip(samples: list[dict | Skipped | None]) -> dict:
+    """Stack the readable samples key by key; the unreadable ones go to batch["skipped"] (a list of Skipped)."""
+    kept = [s for s in samples if isinstance(s, dict)]
+    batch: dict = {"skipped": [s for s in samples if isinstance(s, Skipped)]}
+    batch["skipped"] += [Skipped("?", "dataset returned None")] * sum(s is None for s in samples)
+    for key in kept[0] if kept else ():
+        batch[key] = torch.stack([s[key] for s in kept])
+    return batch
