@@ -142,3 +142,14 @@ def test_two_process_sinkhorn_and_koleo_equal_one_process(tmp_path, split):
     assert torch.allclose((ranks[0]["koleo"] + ranks[1]["koleo"]) / 2, single, atol=1e-6)
     # DDP averages gradients over the 2 processes: that average must be the single-process gradient.
     assert torch.allclose(torch.cat([r["grad"] for r in ranks]) / 2, feats.grad, atol=1e-6)
+
+
+def test_losses_stay_fp32_inside_bf16_autocast():
+    g = torch.Generator().manual_seed(7)
+    feats, other = torch.randn(2, 16, 8, generator=g), torch.randn(2, 16, 8, generator=g)
+    logits, probs = torch.randn(3, 4, 50, generator=g), torch.softmax(torch.randn(2, 4, 50, generator=g), -1)
+    expected = (gram_loss(feats, other), koleo_loss(feats[0]), DINOLoss()(logits, probs))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = (gram_loss(feats, other), koleo_loss(feats[0]), DINOLoss()(logits, probs))
+    for e, o in zip(expected, got, strict=True):
+        assert o.dtype == torch.float32 and torch.allclose(e, o, rtol=1e-6)

@@ -31,8 +31,9 @@ class DINOLoss(nn.Module):
         s, t = _stack(student_logits), _stack(teacher_probs)
         if s.shape[1:] != t.shape[1:]:
             raise ValueError(f"student {tuple(s.shape)} and teacher {tuple(t.shape)} differ in batch or prototypes")
-        log_p = F.log_softmax(s / self.student_temp, dim=-1)
-        ce = -torch.einsum("sbk,tbk->st", log_p, t) / s.shape[1]  # (S, T): mean over images per pair
+        with torch.autocast(s.device.type, enabled=False):  # fp32 even inside a bf16 autocast region
+            log_p = F.log_softmax(s / self.student_temp, dim=-1)
+            ce = -torch.einsum("sbk,tbk->st", log_p, t) / s.shape[1]  # (S, T): mean over images per pair
         if ignore_diagonal:
             keep = ~torch.eye(s.shape[0], t.shape[0], dtype=torch.bool, device=ce.device)
             ce = ce[keep]

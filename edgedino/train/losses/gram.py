@@ -21,8 +21,9 @@ def gram_loss(student_patches: torch.Tensor, teacher_patches: torch.Tensor) -> t
     if s.shape[:2] != t.shape[:2]:
         raise ValueError(f"student {tuple(s.shape)} and Gram teacher {tuple(t.shape)} differ in images or patches "
                          "(resize the teacher's grid with resize_grid)")
-    s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
-    return F.mse_loss(s @ s.transpose(1, 2), t @ t.transpose(1, 2))
+    with torch.autocast(s.device.type, enabled=False):  # fp32 Gram matrices even inside a bf16 autocast region
+        s, t = F.normalize(s, dim=-1), F.normalize(t, dim=-1)
+        return F.mse_loss(s @ s.transpose(1, 2), t @ t.transpose(1, 2))
 
 
 def resize_grid(patches: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

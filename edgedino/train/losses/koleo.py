@@ -16,7 +16,12 @@ def koleo_loss(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """
     if x.dim() != 2:
         raise ValueError(f"KoLeo expects (N, D) features, got {tuple(x.shape)}")
-    x = F.normalize(x.float(), dim=-1, eps=eps)
+    with torch.autocast(x.device.type, enabled=False):  # fp32 neighbour search even inside bf16 autocast
+        return _koleo(F.normalize(x.float(), dim=-1, eps=eps), eps)
+
+
+def _koleo(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """KoLeo of rows already L2-normalised."""
     everyone, start = gather_rows(x)
     if everyone.shape[0] < 2:
         raise ValueError("KoLeo needs at least 2 samples in the (global) batch")
