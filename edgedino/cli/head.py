@@ -1,0 +1,110 @@
+"""`edgedino head`: train a classification or segmentation head on a frozen backbone; make sample datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edgedino.cli.common import add_command, add_model_args, load_model
+from edgedino.errors import EdgeDinoError
+from edgedino.runtime.preprocess import check_size, parse_imgsz
+
+SAMPLE_TEXTURES = ("baboon", "fruits")  # shipped photos pasted as shapes; the others are backgrounds
+
+
+def register(sub) -> None:
+    p = add_command(
+        sub, "head", help="train a classification or segmentation head on a frozen backbone",
+        description="Heads turn backbone features into answers. 'train' caches the backbone's features for a "
+                    "labelled folder, trains a linear or MLP head on them, evaluates it on a held-out split "
+                    "(accuracy and a confusion matrix, or mIoU and overlays) and writes a head file that records "
+                    "the backbone (preset, weights SHA-256), input size, task and classes. "
+                    "'edgedino export --head head.pth' then makes backbone + head one artifact.\n\n"
+                    "classify data: DIR/<class>/*.jpg; segment data: DIR/images/*.jpg, DIR/masks/*.png (class "
+                    "index per pixel, 255 unlabelled), optional DIR/classes.txt; DIR/train + DIR/val for a fixed "
+                    "split. 'samples' writes small datasets of both kinds made from real images.",
+        examples="""
+            edgedino head samples --task segment --out data/shapes
+            edgedino head train --task segment --data data/shapes --model vits16 --imgsz 224 --out seg.pth
+            edgedino head train --task classify --data flowers/ --weights dinov3_vits16.pth --head mlp --out flowers.pth
+            edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
+        """,
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    t = actions.add_parser("train", help="train and evaluate a head, write the head file")
+    t.add_argument("--task", required=True, choices=("classify", "segment"))
+    t.add_argument("--data", required=True, help="labelled folder (see edgedino head --help)")
+    add_model_args(t)
+    t.add_argument("--head", default="linear", choices=("linear", "mlp"), help="head kind (default linear)")
+    t.add_argument("--hidden", type=int, default=256, help="MLP hidden width (default 256)")
+    t.add_argument("--imgsz", default="224", help="input size N or HxW, a multiple of the stride (default 224)")
+    t.add_argument("--val", type=float, default=0.2, help="held-out fraction without train/ and val/ (default 0.2)")
+    t.add_argument("--steps", type=int, default=1500, help="optimiser steps (default 1500)")
+    t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--cache", help="feature cache folder (default: none, features computed every run)")
+    t.add_argument("--report", help="folder for the pictures (default: <out stem>_eval/ beside --out)")
+    t.add_argument("--out", default="head.pth", help="head file (default head.pth)")
+    t.set_defaults(run=run_train)
+    s = actions.add_parser("samples", help="write a small labelled dataset made from real images")
+    s.add_argument("--task", required=True, choices=("classify", "segment"))
+    s.add_argument("--source", help="classify: a digits sheet (default: OpenCV's digits.png piece in tests/data); "
+                                    "segment: a folder of photos, the first two (by name) pasted as textures on the "
+                                    "others "
+                                    "(default: the photos shipped with edgedino)")
+    s.add_argument("--count", type=int, default=120, help="segment: images to make (default 120)")
+    s.add_argument("--out", required=True, help="dataset folder to create")
+    s.set_defaults(run=run_samples)
+
+
+def run_train(args) -> int:
+    from edgedino.heads import FitConfig, TrainConfig, fit_head
+
+    if args.steps < 1 or args.hidden < 1:
+        raise EdgeDinoError("--steps and --hidden must be at least 1")
+    model = load_model(args)
+    size = check_size(parse_imgsz(args.imgsz), model.stride)
+    cfg = FitConfig(args.task, Path(args.data), Path(args.out), args.head, args.hidden, size, args.val,
+                    Path(args.cache) if args.cache else None, Path(args.report) if args.report else None,
+                    TrainConfig(steps=args.steps, lr=args.lr))
+    result = fit_head(cfg, model, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print_summary(result)
+    return 0
+
+
+def print_summary(result) -> None:
+    ev = result.evaluation
+    print(f"\n{ev.task} head on {ev.images} held-out images ({result.train_images} trained on): "
+          f"{ev.metric} {ev.score:.3f}, chance {ev.chance:.3f}")
+    label = "recall" if ev.task == "classify" else "IoU"
+    width = max(len(c) for c in (*ev.classes, "class"))
+    print(f"  {'class'.ljust(width)}  {label}")
+    for name, value in zip(ev.classes, ev.per_class, strict=True):
+        print(f"  {name.ljust(width)}  {value:.3f}")
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    print(f"wrote {result.head_path} ({secs}); pictures: {result.pictures[0].parent}/ ({len(result.pictures)} PNG)")
+
+
+def run_samples(args) -> int:
+    from edgedino.heads import samples
+    from edgedino.runtime.frames import IMAGE_SUFFIXES, sample_images
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise EdgeDinoError(f"--out {out} exists and is not empty")
+    if args.task == "classify":
+        sheet = Path(args.source) if args.source else Path(__file__).resolve().parents[2] / "tests/data/digits.png"
+        if not sheet.is_file():
+            raise EdgeDinoError(f"digits sheet not found: {sheet} (pass --source ../shared/data/digits.png)")
+        samples.digits(sheet, out)
+    else:
+        if args.source:
+            photos = sorted(p for p in Path(args.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            textures = photos[:2]
+        else:
+            photos = sample_images()
+            textures = [p for p in photos if p.stem in SAMPLE_TEXTURES]
+        if len(photos) < 3:
+            raise EdgeDinoError("segment samples need at least 3 photos (2 textures, 1 or more backgrounds)")
+        samples.composites([p for p in photos if p not in textures], textures, out, args.count)
+    print(f"wrote {args.task} samples to {out}")
+    return 0
