@@ -116,8 +116,10 @@ def export(
     verify_outputs: bool = True,
     options: dict | None = None,
     log: Callable[[str], None] = print,
+    head: str | Path | None = None,
 ) -> ExportResult:
-    """Export a backbone to every target x precision asked; see `edgedino export --help`."""
+    """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
+    asked; see `edgedino export --help`."""
     from edgedino.checkpoints import load_backbone
 
     targets = [targets] if isinstance(targets, str) else list(targets)
@@ -129,7 +131,15 @@ def export(
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
-    backbone = load_backbone(weights, model)
+    if head is not None:
+        from edgedino.heads import backbone_for, load_head
+
+        head_file = load_head(head)
+        backbone, head_module = backbone_for(head_file, weights, model), head_file.head
+        log(f"head: {head_module.cfg.kind} {head_module.cfg.task}, {len(head_module.cfg.classes)} classes, "
+            f"trained on {head_file.backbone.describe()}")
+    else:
+        backbone, head_module = load_backbone(weights, model), None
     size = check_size(parse_imgsz(imgsz), backbone.stride)
     needs_calib = any(p == "int8" for _, p in pairs)
     frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
@@ -139,12 +149,14 @@ def export(
         log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
     inputs = model_inputs(frames, size, input_format)
     verify_inputs = inputs[:VERIFY_IMAGES]
-    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format), verify_inputs)
+    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
+                                              head=copy.deepcopy(head_module)),
+                                 verify_inputs)
     results = []
     for i, (target, precision) in enumerate(pairs, 1):
         spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}))
         log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
-        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log)
+        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log, head_module)
         if result.status == "exported" and verify_outputs:
             verify_artifact(result, target, verify_inputs, reference, log)
         elif result.status == "exported":
@@ -154,14 +166,17 @@ def export(
     return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
 
 
-def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log) -> ArtifactResult:
+def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log,
+         head=None) -> ArtifactResult:
     """Convert into a staging folder, run the static checks, then publish under the final name."""
-    final = out / (spec.filename(backbone.cfg.name) + target.suffix)
+    name = f"{backbone.cfg.name}_{head.cfg.task}" if head is not None else backbone.cfg.name
+    final = out / (spec.filename(name) + target.suffix)
     result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
     start = time.perf_counter()
     try:
-        module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch)
+        module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
+                              head=copy.deepcopy(head))
         conv = Conversion(module, spec, calib, build_metadata(module, spec))
         staged = staging / final.name
         with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
@@ -206,7 +221,11 @@ def verify_artifact(result: ArtifactResult, target: Target, inputs: np.ndarray, 
     all must pass."""
     try:
         runtimes = runtimes or target.runtimes(Path(result.path))
-        parity = [(label, verify.compare(runtime, inputs, reference)) for label, runtime in runtimes]
+        parity, seconds = [], []
+        for label, runtime in runtimes:
+            start = time.perf_counter()
+            parity.append((label, verify.compare(runtime, inputs, reference)))
+            seconds.append(time.perf_counter() - start)
     except RuntimeUnavailable as e:
         result.status, result.message = "unverified", str(e)
         log(f"    not run: {e}")
@@ -219,12 +238,13 @@ def verify_artifact(result: ArtifactResult, target: Target, inputs: np.ndarray, 
         return
     result.parity = [{**p.to_dict(), "runtime": label} for label, report in parity for p in report]
     failed = []
-    for label, report in parity:
+    for (label, report), spent in zip(parity, seconds, strict=True):
         patch = next(p for p in report if p.output == "patch_tokens")
         passed = patch.cosine_mean >= result.threshold
         line = ", ".join(f"{p.output} cos {p.cosine_mean:.5f} (min {p.cosine_min:.4f}, max abs {p.max_abs:.3g})"
                          for p in report)
-        log(f"    {label} on {len(inputs)} images: {line} -> {'pass' if passed else 'FAIL'} "
+        log(f"    {label} on {len(inputs)} images ({spent / len(inputs) * 1e3:.0f} ms each): {line} -> "
+            f"{'pass' if passed else 'FAIL'} "
             f"(patch_tokens needs >= {result.threshold})")
         if not passed:
             failed.append(f"patch_tokens cosine {patch.cosine_mean:.5f} in the {label}")

@@ -126,7 +126,17 @@ class Program:
         raise EdgeDinoError(f"{self.path.name}: the program uses {ref!r} before defining it")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The program's outputs (float32 arrays) for {input name: array}."""
+        """The program's outputs (float32 arrays) for {input name: array}.
+
+        BLAS runs on one thread: attention's many small batched matmuls are up to 100x slower with a thread pool
+        on a busy machine, and one thread is fast enough for a check.
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = {}
         for name, (mil_type, shape) in self.inputs.items():
             if name not in feeds:
