@@ -19,6 +19,7 @@ from edgedino.data import (
     parse_source,
     parse_sources,
 )
+from edgedino.data.video import VideoFrames
 from edgedino.errors import EdgeDinoError
 from edgedino.train import MultiCrop, MultiCropConfig
 
@@ -74,9 +75,13 @@ def test_video_frames_sampled_at_a_stride(tmp_path):
     items = index_source(parse_source(f"{tmp_path}/clip.avi:stride=7"))
     assert [f for _, f in items] == [0, 7, 14, 21, 28]
     data = ImageDataset(items, _keep_image)
-    for i in (3, 1, 2, 4, 0):  # random access seeks; sequential reads do not
-        level = data[i]["image"].float().mean().item()
-        assert abs(level - 8 * items[i][1]) < 4, (i, level)
+    seeking = ImageDataset(items, _keep_image)
+    seeking.videos = VideoFrames({str(tmp_path / "clip.avi"): [f for _, f in items]}, budget=0)
+    for i in (3, 1, 2, 4, 0):  # from the in-memory cache, and by seeking when the cache budget is spent
+        for d in (data, seeking):
+            level = d[i]["image"].float().mean().item()
+            assert abs(level - 8 * items[i][1]) < 4, (i, level)
+    assert len(data.videos.cached) == 5 and not seeking.videos.cached
 
 
 def test_corrupt_files_skipped_counted_and_reported(folder, tmp_path):

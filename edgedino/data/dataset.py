@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -12,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from edgedino.data.sources import Item
+from edgedino.data.video import VideoFrames
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
@@ -52,35 +52,21 @@ def decode_image(path: str) -> np.ndarray | str:
 class ImageDataset(Dataset):
     """items[i] -> transform(rgb, rng) with a per-draw rng; a `Skipped` for an item that cannot be decoded."""
 
-    def __init__(self, items: list[Item], transform: Callable[[np.ndarray, np.random.Generator], object],
-                 open_videos: int = 4):
+    def __init__(self, items: list[Item], transform: Callable[[np.ndarray, np.random.Generator], object]):
         self.items, self.transform = items, transform
-        self.open_videos = open_videos
-        self._videos: OrderedDict = OrderedDict()  # path -> [VideoCapture, next frame index], per worker process
+        wanted: dict[str, list[int]] = {}
+        for path, frame in items:
+            if frame >= 0:
+                wanted.setdefault(path, []).append(frame)
+        self.videos = VideoFrames(wanted)  # filled lazily, so each worker process fills its own
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _frame(self, path: str, frame: int) -> np.ndarray | str:
-        """One video frame (RGB), reusing an open capture and seeking only when not reading sequentially."""
-        import cv2
-
-        if path not in self._videos:
-            self._videos[path] = [cv2.VideoCapture(path), 0]
-            while len(self._videos) > self.open_videos:
-                self._videos.popitem(last=False)[1][0].release()
-        self._videos.move_to_end(path)
-        entry = self._videos[path]
-        if entry[1] != frame:
-            entry[0].set(cv2.CAP_PROP_POS_FRAMES, frame)
-        ok, bgr = entry[0].read()
-        entry[1] = frame + 1 if ok else -1
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else f"video frame {frame} cannot be decoded"
-
     def read(self, index: int) -> np.ndarray | str:
         """The RGB image of item `index`, or why it cannot be read."""
         path, frame = self.items[index]
-        return decode_image(path) if frame < 0 else self._frame(path, frame)
+        return decode_image(path) if frame < 0 else self.videos.read(path, frame)
 
     def __getitem__(self, draw: Draw | int) -> dict | Skipped:
         """{"position", transform outputs...} for a Draw (or a plain index: position = index, seed 0)."""
