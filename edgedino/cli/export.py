@@ -28,10 +28,15 @@ def register(sub) -> None:
             edgedino export --target all --precision fp32,int8 --calib my_images/ --out exports/
             edgedino export --target coreml --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth --precision fp16
             edgedino export --recipe export/intel-cpu.yaml --calib street.mp4 --json export.json
+            edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
         """,
     )
     p.add_argument("--target", help="onnx, openvino, coreml, tflite or all; comma-separated for several")
     add_model_args(p)
+    p.add_argument("--head", help="a head file from 'edgedino head train': backbone + head as one artifact with a "
+                                  "'logits' output (classify (B, C); segment (B, h, w, C) at the patch grid), "
+                                  "verified like the features; the backbone is the one the head was trained on, "
+                                  "at its training size unless --imgsz or a recipe says otherwise")
     p.add_argument("--imgsz", help="input size N or HxW, a multiple of the stride (default 224)")
     p.add_argument("--precision", help=f"{', '.join(PRECISIONS)}; comma-separated for several (default fp32)")
     p.add_argument("--calib", help="image folder or video for int8 calibration and verification "
@@ -80,14 +85,18 @@ def run(args) -> int:
     from edgedino.license import RANDOM_NOTICE
 
     s = settings(args)
-    if args.weights is None:
+    if args.head and args.imgsz is None and not args.recipe:
+        from edgedino.heads import load_head
+
+        s["imgsz"] = load_head(args.head).backbone.imgsz
+    if args.weights is None and not args.head:
         print(f"note: {RANDOM_NOTICE}", file=sys.stderr)
         warnings.simplefilter("ignore", RandomWeightsWarning)
     result = export(targets=s["target"], model=s["model"], weights=args.weights, precisions=s["precision"],
                     imgsz=s["imgsz"], calib=s["calib"], calib_size=s["calib_size"], out=args.out,
                     input_format=s["input_format"], batch=args.batch, dynamic=args.dynamic,
                     verify_outputs=not args.no_verify,
-                    options=s["options"], log=lambda line: print(line, file=sys.stderr, flush=True))
+                    options=s["options"], log=lambda line: print(line, file=sys.stderr, flush=True), head=args.head)
     print_table(result)
     if args.json:
         from edgedino.atomic import atomic_path
@@ -100,14 +109,17 @@ def run(args) -> int:
 def print_table(result) -> None:
     h, w = result.imgsz
     print(f"\n{result.model} at {h}x{w}, {result.input_format} input, parity on {result.verify_images} real images")
-    rows = [("target", "precision", "file", "MB", "cls cos", "patch cos (min)", "export s", "")]
+    head = any(p["output"] == "logits" for a in result.artifacts for p in a.parity)
+    rows = [("target", "precision", "file", "MB", "cls cos", "patch cos (min)", *(("logits cos",) if head else ()),
+             "export s", "")]
     for a in result.artifacts:
         par = {p["output"]: p for p in a.parity}
+        logits = (f"{par['logits']['cosine_mean']:.5f}" if "logits" in par else "-",) if head else ()
         cls = f"{par['cls']['cosine_mean']:.5f}" if "cls" in par else "-"
         patch = (f"{par['patch_tokens']['cosine_mean']:.5f} ({par['patch_tokens']['cosine_min']:.4f})"
                  if "patch_tokens" in par else "-")
         name = a.path.rsplit("/", 1)[-1] if a.path else "-"
-        rows.append((a.target, a.precision, name, f"{a.size_mb:.1f}", cls, patch, f"{a.export_s:.1f}",
+        rows.append((a.target, a.precision, name, f"{a.size_mb:.1f}", cls, patch, *logits, f"{a.export_s:.1f}",
                      STATUS[a.status]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:

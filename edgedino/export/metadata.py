@@ -34,7 +34,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
     weights = getattr(backbone.source, "path", None)
     h, w = spec.imgsz
     batch = -1 if spec.dynamic else spec.batch
-    shapes = backbone.output_shapes(h, w, batch)
+    shapes = module.output_shapes(batch)
     return {
         "model": backbone.cfg.name,
         "architecture": backbone.cfg.describe(),
@@ -47,6 +47,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
         "std": [float(v) for v in (module.std.flatten() / 255)],
         "stride": backbone.stride,
         "outputs": {name: list(shapes[name]) for name in module.output_names},
+        **({"head": module.head.cfg.info().to_dict()} if module.head is not None else {}),
         "target": spec.target,
         "precision": spec.precision,
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},

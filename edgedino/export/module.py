@@ -10,16 +10,18 @@ from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ExportModule(nn.Module):
-    """x -> (cls, patch_tokens[, registers]) for one fixed input size.
+    """x -> (cls, patch_tokens[, registers][, logits]) for one fixed input size.
 
     With input_format="uint8" the input is (B, H, W, 3) RGB 0-255 and normalisation is part of the graph,
-    so a device feeds camera frames as they are.
+    so a device feeds camera frames as they are. With a task head (edgedino.heads.Head) its logits are one
+    more output: (B, C) for classify, (B, h, w, C) at the patch grid for segment.
     """
 
     def __init__(self, backbone: Backbone, imgsz: tuple[int, int], input_format: str = "float32",
-                 batch: int = 1, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 batch: int = 1, mean=IMAGENET_MEAN, std=IMAGENET_STD, head: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone.deploy(imgsz)
+        self.head = head.eval() if head is not None else None
         self.imgsz = imgsz
         self.input_format = input_format
         self.batch = batch
@@ -29,7 +31,15 @@ class ExportModule(nn.Module):
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return ("cls", "patch_tokens", "registers") if self.backbone.num_registers else ("cls", "patch_tokens")
+        names = ("cls", "patch_tokens", "registers") if self.backbone.num_registers else ("cls", "patch_tokens")
+        return names + ("logits",) if self.head is not None else names
+
+    def output_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """Every output's shape at this module's input size."""
+        shapes = self.backbone.output_shapes(*self.imgsz, batch)
+        if self.head is not None:
+            shapes["logits"] = self.head.output_shape(batch, self.backbone.grid(*self.imgsz))
+        return {name: shapes[name] for name in self.output_names}
 
     def input_shape(self, batch: int | None = None) -> tuple[int, ...]:
         batch = batch or self.batch
@@ -45,4 +55,6 @@ class ExportModule(nn.Module):
         if self.input_format == "uint8":
             x = (x.permute(0, 3, 1, 2).float() - self.mean) / self.std
         out = self.backbone.forward_features(x)
+        if self.head is not None:
+            out["logits"] = self.head(out["cls"], out["patch_tokens"])
         return tuple(out[name] for name in self.output_names)

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.features import Features
+from edgedino.runtime.head import HeadInfo
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, fit_size
 
 METADATA_KEY = "edgedino"  # every artifact stores its metadata as one JSON string under this name
@@ -53,6 +54,11 @@ class Runtime:
         return fit_size(frame_hw, short_side or 224, self.stride)
 
     @property
+    def head(self) -> HeadInfo | None:
+        """The task head exported with the backbone (task, class names), or None for a plain backbone."""
+        return HeadInfo.from_metadata(self.metadata)
+
+    @property
     def batch(self) -> int:
         """Frames per run: the artifact's static batch, or 1 for a dynamic one (what edge devices do)."""
         b = self.input_shape[0]
@@ -77,9 +83,10 @@ class Runtime:
         t2 = time.perf_counter()
         if "patch_tokens" not in outs[0]:
             raise EdgeDinoError(f"{self.path.name} has no 'patch_tokens' output (outputs: {', '.join(outs[0])})")
-        cat = {k: np.concatenate([o[k] for o in outs])[:len(x)] for k in ("cls", "patch_tokens")}
+        cat = {k: np.concatenate([o[k] for o in outs])[:len(x)] for k in ("cls", "patch_tokens", "logits")
+               if k in outs[0]}
         return Features(cat["cls"], cat["patch_tokens"], hw,
-                        {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3})
+                        {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3}, cat.get("logits"))
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
         """A short last chunk filled up to a static batch by repeating its last frame (results are trimmed)."""

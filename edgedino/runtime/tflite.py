@@ -17,7 +17,7 @@ import numpy as np
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.base import METADATA_KEY, Runtime, require
 
-KNOWN_OUTPUTS = ("cls", "patch_tokens", "registers")
+KNOWN_OUTPUTS = ("cls", "patch_tokens", "registers", "logits")
 
 
 def read_metadata(path: Path) -> dict:
