@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from edgedino.cli.pretrain import add_arguments, config_from_args
 from edgedino.errors import EdgeDinoError
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgedino.train: error: {e}", file=sys.stderr)
         return 2
     if result.exported:
-        print(summary(result, args.out))
+        print(summary(result, Path(args.out)))
     return 0
 
 

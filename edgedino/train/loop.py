@@ -75,10 +75,10 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
     stream, record, t_start = batches(start), {}, time.perf_counter()
     for s in range(start, stop):
         t0 = time.perf_counter()
+        batch = next(stream)  # first: starting the loader's workers draws from torch's global RNG
         step_seed(run.seed, s, d.rank)
         sched = schedule(s)
         apply_schedule(opt, sched.lr, sched.weight_decay)
-        batch = next(stream)
         with autocast(run.amp, d.device):
             terms = step_fn.loss(batch, s, sched)
         opt.zero_grad(set_to_none=True)
