@@ -1,4 +1,5 @@
-"""`edgedino benchmark`: every backend side by side, measured one after another in its own process."""
+"""`edgedino benchmark`: every backend side by side, measured one after another in its own process; or
+`edgedino benchmark tracking`: J&F and end-to-end FPS of video object tracking on DAVIS-format sequences."""
 
 from __future__ import annotations
 
@@ -23,11 +24,19 @@ def register(sub) -> None:
             edgedino benchmark --model vits16 --targets torch,onnx,openvino --precision fp32,int8
             edgedino benchmark --suite benchmarks/default.yaml --json r.json --md r.md --plot r.png
             edgedino benchmark latency --model convnext_tiny --imgsz 224,448 --threads 1,2 --iters 50
+            edgedino benchmark tracking --data synth:4 --model vits16 --targets openvino --precision int8
+            edgedino benchmark tracking --data DAVIS --model vits16_int8.xml --short-side 448 --json t.json
         """,
     )
-    p.add_argument("kind", nargs="?", default="latency", choices=["latency"], help="what to measure (latency)")
+    p.add_argument("kind", nargs="?", default="latency", choices=["latency", "tracking"],
+                   help="what to measure: latency (default), or tracking (J&F and FPS of label propagation on a "
+                        "DAVIS-format folder, with the no-motion, CSRT and KCF baselines)")
+    p.add_argument("--data", help="tracking: a DAVIS-2017-format folder (JPEGImages/480p/<seq>/*.jpg, "
+                   "Annotations/480p/<seq>/*.png), or synth:N for N generated sequences")
+    p.add_argument("--short-side", help="tracking: comma-separated short sides frames are resized to (default: an "
+                   "artifact's own size; 224 for presets, exported at the frames' aspect ratio)")
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
-    p.add_argument("--model", help="comma-separated presets (default vits16)")
+    p.add_argument("--model", help="comma-separated presets (default vits16); tracking also takes artifact files")
     p.add_argument("--weights", help="weights file or folder for the model (default: seeded random weights)")
     p.add_argument("--targets", help="torch, torch.compile, onnx, openvino, tflite, coreml; comma-separated")
     p.add_argument("--precision", help="comma-separated precisions of the export targets (default fp32,int8)")
@@ -45,6 +54,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.kind == "tracking":
+        return run_tracking(args)
     from dataclasses import replace
 
     from edgedino.bench.report import table, write
@@ -60,4 +71,28 @@ def run(args) -> int:
     report = run_suite(suite, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(report))
     write(report, args.json, args.md, args.plot)
+    return 0
+
+
+def run_tracking(args) -> int:
+    from edgedino.bench.tracking_report import table, write
+    from edgedino.bench.tracking_run import TrackingSetup, run
+    from edgedino.errors import EdgeDinoError
+
+    if not args.data or not args.model:
+        raise EdgeDinoError("benchmark tracking needs --data (a DAVIS folder or synth:N) and --model "
+                            "(an artifact file or a preset)")
+    if args.plot:
+        raise EdgeDinoError("benchmark tracking writes --json and --md, not --plot")
+    try:
+        sides = _list(args.short_side, int)
+    except ValueError:
+        raise EdgeDinoError(f"--short-side {args.short_side!r}: give whole numbers, e.g. 224 or 224,448") from None
+    setup = TrackingSetup(data=args.data, models=_list(args.model), weights=args.weights,
+                          targets=_list(args.targets) or ["openvino"], precisions=_list(args.precision) or ["int8"],
+                          short_sides=sides, threads=(_list(args.threads, int) or [2])[0],
+                          calib=args.calib)
+    report = run(setup, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(table(report))
+    write(report, args.json, args.md)
     return 0

@@ -27,11 +27,15 @@ def _text(bgr: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, i
 
 
 def tint(bgr: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The frame with each object's pixels blended towards its colour."""
-    lut = np.array([id_colour(i) for i in range(256)], np.float32)
-    colours = lut[labels]
-    alpha = np.where(labels > 0, ALPHA, 0.0).astype(np.float32)[..., None]
-    return (bgr * (1 - alpha) + colours * alpha).astype(np.uint8)
+    """The frame with each object's pixels blended towards its colour (OpenCV ops: a few ms at 640x480)."""
+    import cv2
+
+    bgr_palette = davis_palette()[:, ::-1]
+    overlay = cv2.merge([cv2.LUT(labels, np.ascontiguousarray(bgr_palette[:, c])) for c in range(3)])
+    blend = cv2.addWeighted(bgr, 1 - ALPHA, overlay, ALPHA, 0)
+    out = bgr.copy()
+    cv2.copyTo(blend, (labels > 0).view(np.uint8), out)
+    return out
 
 
 def draw_tracks(bgr: np.ndarray, result: TrackResult, fps: float | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,17 @@ from edgedino.errors import EdgeDinoError
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@lru_cache(maxsize=1)
 def davis_palette() -> np.ndarray:
-    """(256, 3) uint8: the PASCAL VOC / DAVIS colour map (id 1 red, 2 green, 3 yellow, ...)."""
+    """(256, 3) uint8: the PASCAL VOC / DAVIS colour map (id 1 red, 2 green, 3 yellow, ...). Read-only."""
     ids = np.arange(256)
     pal = np.zeros((256, 3), np.int64)
     for bit in range(8):
         for channel in range(3):
             pal[:, channel] |= ((ids >> (3 * bit + channel)) & 1) << (7 - bit)
-    return pal.astype(np.uint8)
+    pal = pal.astype(np.uint8)
+    pal.flags.writeable = False
+    return pal
 
 
 def _chunks(data: bytes, path: Path):

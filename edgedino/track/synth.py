@@ -2,7 +2,7 @@
 move (and turn and scale) over another while the camera pans, and a bar cut from a third photo passes in front
 of them. For tests and for users without DAVIS. Torch-free.
 
-    python -m edgedino.track.synth OUT [--count 3] [--frames 16] [--objects 2]
+    python -m edgedino.track.synth OUT [--count 3] [--frames 16] [--objects 2] [--size 480x640]
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ class SynthConfig:
     frames: int = 16
     size: tuple[int, int] = (240, 320)  # (height, width)
     objects: int = 1  # object ids 1..objects, later ids in front
-    speed: float = 6.0  # object speed in pixels per frame (before camera motion)
-    pan: float = 2.0  # camera speed in pixels per frame
+    speed: float = 0.025  # object speed per frame, as a fraction of the frame height (before camera motion)
+    pan: float = 0.008  # camera speed per frame, as a fraction of the frame height
     occluder: bool = True  # a bar passing in front of the objects
     seed: int = 0
 
@@ -67,15 +67,16 @@ class Scene:
             angle = rng.uniform(0, 2 * np.pi)
             self.objects.append({"shape": shape, "texture": texture, "radius": radius,
                                  "start": (rng.uniform(radius, w - radius), rng.uniform(radius, h - radius)),
-                                 "velocity": (c.speed * np.cos(angle), c.speed * np.sin(angle)),
+                                 "velocity": (c.speed * h * np.cos(angle), c.speed * h * np.sin(angle)),
                                  "spin": rng.uniform(-3, 3), "grow": rng.uniform(-0.01, 0.01)})
         self.cam_dir = rng.uniform(0, 2 * np.pi)
 
     def _camera(self, t: int) -> tuple[int, int]:
         bh, bw = self.background.shape[:2]
         h, w = self.config.size
-        x = _bounce((bw - w) / 2, self.config.pan * t * np.cos(self.cam_dir), 0, bw - w)
-        y = _bounce((bh - h) / 2, self.config.pan * t * np.sin(self.cam_dir), 0, bh - h)
+        step = self.config.pan * h * t
+        x = _bounce((bw - w) / 2, step * np.cos(self.cam_dir), 0, bw - w)
+        y = _bounce((bh - h) / 2, step * np.sin(self.cam_dir), 0, bh - h)
         return int(round(x)), int(round(y))
 
     def render(self, t: int, hide: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
@@ -142,9 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=3, help="number of sequences (default 3)")
     p.add_argument("--frames", type=int, default=16, help="frames per sequence (default 16)")
     p.add_argument("--objects", type=int, default=1, help="objects per sequence (default 1)")
+    p.add_argument("--size", default="240x320", help="frame size HxW (default 240x320)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    names = write_dataset(a.out, a.count, SynthConfig(frames=a.frames, objects=a.objects, seed=a.seed))
+    from edgedino.runtime.preprocess import parse_imgsz
+
+    config = SynthConfig(frames=a.frames, size=parse_imgsz(a.size), objects=a.objects, seed=a.seed)
+    names = write_dataset(a.out, a.count, config)
     print(f"wrote {len(names)} sequences to {a.out}: {', '.join(names)}")
 
 
