@@ -238,25 +238,27 @@ def test_real_size_package_matches_pytorch_at_the_export_threshold(package, imag
         assert parity["patch_tokens"].max_abs < 1e-3, parity
 
 
-def transposed_copy(src, dst, perturb_name: str = "attn_proj_weight"):
-    """Copy a package and write one square weight back transposed into its blob (the spec is unchanged)."""
+def transposed_copy(src, dst) -> None:
+    """Copy a package and write its square attention-projection weights back transposed (the spec is unchanged)."""
     import shutil
 
     shutil.copytree(src, dst)
-    spec_file, root = model_files(dst)
+    root = model_files(dst)[1]
     fn = read_spec(dst).mlProgram.functions["main"]
-    (op,) = [o for o in fn.block_specializations[fn.opset].operations
-             if o.type == "const" and perturb_name in o.outputs[0].name and "blocks_0" in o.outputs[0].name]
-    value = op.attributes["val"]
-    weight = Blobs(root).read(value.blobFileValue.fileName, value.blobFileValue.offset,
-                              type_name(value.type.tensorType),
-                              tuple(d.constant.size for d in value.type.tensorType.dimensions))
-    assert weight.shape[0] == weight.shape[1]
+    ops = [o for o in fn.block_specializations[fn.opset].operations
+           if o.type == "const" and "attn_proj_weight" in o.outputs[0].name]
+    assert ops
     blob = root / "weights" / "weight.bin"
     data = bytearray(blob.read_bytes())
-    record = value.blobFileValue.offset  # metadata record: sentinel, type, size, then the data offset
-    start = int(np.frombuffer(bytes(data[record + 16:record + 24]), np.uint64)[0])
-    data[start:start + weight.nbytes] = np.ascontiguousarray(weight.T).tobytes()
+    for op in ops:
+        value = op.attributes["val"]
+        weight = Blobs(root).read(value.blobFileValue.fileName, value.blobFileValue.offset,
+                                  type_name(value.type.tensorType),
+                                  tuple(d.constant.size for d in value.type.tensorType.dimensions))
+        assert weight.shape[0] == weight.shape[1]
+        record = value.blobFileValue.offset  # metadata record: sentinel, type, size, then the data offset
+        start = int(np.frombuffer(bytes(data[record + 16:record + 24]), np.uint64)[0])
+        data[start:start + weight.nbytes] = np.ascontiguousarray(weight.T).tobytes()
     blob.write_bytes(bytes(data))
 
 
