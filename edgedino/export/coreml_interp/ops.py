@@ -25,20 +25,31 @@ def _axes(axes, rank: int) -> tuple[int, ...]:
 def erf(x: np.ndarray) -> np.ndarray:
     """Error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7: float32's own rounding); numpy has none."""
     z = np.abs(x, dtype=np.float32)
-    t = 1 / (1 + np.float32(0.3275911) * z)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.copysign(1 - poly * np.exp(-z * z), x).astype(np.float32)
+    e = np.exp(-(z * z))
+    t = np.reciprocal(z * np.float32(0.3275911) + 1, out=z)
+    poly = t * np.float32(1.061405429) - np.float32(1.453152027)
+    for c in (1.421413741, -0.284496736, 0.254829592):
+        poly *= t
+        poly += np.float32(c)
+    poly *= t
+    poly *= e
+    return np.copysign(np.subtract(1, poly, out=poly), x)
 
 
 def gelu(a: dict) -> np.ndarray:
-    x, mode = a["x"], a.get("mode", "EXACT")
+    x, mode = np.asarray(a["x"], np.float32), a.get("mode", "EXACT")
     if mode == "EXACT":
-        return 0.5 * x * (1.0 + erf(x * SQRT_HALF))
-    if mode == "TANH_APPROXIMATION":
-        return 0.5 * x * (1.0 + np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3)))
-    if mode == "SIGMOID_APPROXIMATION":
-        return x / (1.0 + np.exp(-1.702 * x))
-    raise EdgeDinoError(f"gelu mode {mode!r} is not one of EXACT, TANH_APPROXIMATION, SIGMOID_APPROXIMATION")
+        y = erf(x * SQRT_HALF)
+    elif mode == "TANH_APPROXIMATION":
+        y = np.tanh(np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x ** 3))
+    elif mode == "SIGMOID_APPROXIMATION":
+        return x / (1 + np.exp(np.float32(-1.702) * x))
+    else:
+        raise EdgeDinoError(f"gelu mode {mode!r} is not one of EXACT, TANH_APPROXIMATION, SIGMOID_APPROXIMATION")
+    y += 1
+    y *= x
+    y *= np.float32(0.5)
+    return y
 
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -59,7 +70,9 @@ def matmul(a: dict) -> np.ndarray:
 
 
 def linear(a: dict) -> np.ndarray:
-    y = a["x"] @ a["weight"].T
+    """x W^T + b, as one 2-D matrix product (numpy would run one small product per leading index)."""
+    x, w = a["x"], a["weight"]
+    y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
     return y + a["bias"] if "bias" in a else y
 
 
@@ -100,10 +113,17 @@ def conv(a: dict) -> np.ndarray:
     top, bottom, left, right = _pads(a, x, (kh, kw), strides, dilations)
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     span = ((kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1)
-    win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::strides[0], ::strides[1], ::dilations[0], ::dilations[1]]
-    if groups == x.shape[1] and w.shape[1] == 1:  # depthwise: one multiply-add per kernel tap
-        out = sum(win[..., i, j] * w[:, 0, i, j][None, :, None, None] for i in range(kh) for j in range(kw))
+    if groups == x.shape[1] == w.shape[0] and w.shape[1] == 1:  # depthwise: one multiply-add per kernel tap
+        (sh, sw), (dh, dw) = strides, dilations
+        ho, wo = (x.shape[2] - span[0]) // sh + 1, (x.shape[3] - span[1]) // sw + 1
+        out = np.zeros((x.shape[0], w.shape[0], ho, wo), np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                tap = x[:, :, i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw]
+                out += tap * w[None, :, 0, i, j, None, None]
     else:
+        win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::strides[0], ::strides[1], ::dilations[0],
+                                                          ::dilations[1]]
         cin, cout = x.shape[1] // groups, w.shape[0] // groups
         out = np.concatenate([np.einsum("nchwij,ocij->nohw", win[:, g * cin:(g + 1) * cin],
                                         w[g * cout:(g + 1) * cout], optimize=True) for g in range(groups)], axis=1)
