@@ -11,7 +11,7 @@ import numpy as np
 
 from edgedino.track.davis import Sequence
 from edgedino.track.metrics import box_iou, f_measure, jaccard
-from edgedino.track.objects import mask_box
+from edgedino.track.objects import mask_box, object_box
 
 STAGES = ("decode", "preprocess", "backbone", "propagate", "draw")
 
@@ -49,7 +49,7 @@ def score_masks(seq: Sequence, ids: list[int], labels: dict[int, np.ndarray]) ->
             pred, gt = labels[i] == obj, gts[i] == obj
             js.append(jaccard(pred, gt))
             fs.append(f_measure(pred, gt))
-            bs.append(box_iou(mask_box(pred), mask_box(gt)))
+            bs.append(box_iou(object_box(pred), mask_box(gt)))
         out[obj] = {"J": float(np.mean(js)), "F": float(np.mean(fs)), "box_iou": float(np.mean(bs))}
     return out
 

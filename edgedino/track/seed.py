@@ -6,7 +6,7 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 
-MIN_KEPT = 0.25  # a refinement that keeps less than this fraction of a box falls back to the whole box
+MIN_KEPT = 0.15  # a refinement that keeps less than this fraction of a box falls back to the whole box
 
 
 def _check_id(i: int) -> int:
@@ -38,9 +38,9 @@ def _upsample(grid_map: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(grid_map.astype(np.float32), (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def _topk_mean(sim: np.ndarray, k: int = 3) -> np.ndarray:
-    k = min(k, sim.shape[1])
-    return np.sort(sim, axis=1)[:, -k:].mean(axis=1)
+def _nearest(sim: np.ndarray) -> np.ndarray:
+    """Each row's highest similarity: nearest-neighbour matching beats prototypes (means) for textured objects."""
+    return sim.max(axis=1)
 
 
 def _refine(feats: np.ndarray, frame_hw, box: tuple[int, int, int, int]) -> np.ndarray | None:
@@ -55,7 +55,7 @@ def _refine(feats: np.ndarray, frame_hw, box: tuple[int, int, int, int]) -> np.n
     if not core.any() or not ring.any():
         return None
     flat = feats.reshape(-1, feats.shape[-1])
-    score = _topk_mean(flat @ flat[core.ravel()].T) - _topk_mean(flat @ flat[ring.ravel()].T)
+    score = _nearest(flat @ flat[core.ravel()].T) - _nearest(flat @ flat[ring.ravel()].T)
     return _upsample(score.reshape(feats.shape[:2]), frame_hw)
 
 
