@@ -32,7 +32,8 @@ def header_lines(report: dict) -> list[str]:
     cpu = report["machine"]["cpu"]
     seqs = report["methods"][0]["sequences"] if report["methods"] else report["baselines"][0]["sequences"]
     return [f"data: {report['data']} ({len(seqs)} sequences, {sum(s['frames'] for s in seqs)} tracked frames)",
-            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads",
+            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads; load average (1 min) "
+            f"{report['load_average']['start'][0]:.1f} at start, {report['load_average']['end'][0]:.1f} at end",
             f"weights: {report['weights']}"]
 
 

@@ -56,12 +56,15 @@ class Scene:
         import cv2
 
         self.background = cv2.resize(photos[order[0]], (int(w * 1.6), int(h * 1.6)), interpolation=cv2.INTER_AREA)
-        self.occluder = photos[order[1]]
+        self.occluder = cv2.resize(photos[order[1]], (w, h), interpolation=cv2.INTER_AREA)
         self.objects = []
         for k in range(c.objects):
             radius = int(min(h, w) * rng.uniform(0.16, 0.22))
             shape = _blob(rng, radius)
             src = photos[order[2 + k % (len(photos) - 2)]]
+            grow = max(shape.shape[0] + 1, 1) / min(src.shape[:2])
+            if grow > 1:
+                src = cv2.resize(src, None, fx=grow, fy=grow, interpolation=cv2.INTER_LINEAR)
             y0, x0 = (int(rng.integers(0, s - shape.shape[i])) for i, s in enumerate(src.shape[:2]))
             texture = src[y0:y0 + shape.shape[0], x0:x0 + shape.shape[1]].copy()
             angle = rng.uniform(0, 2 * np.pi)
@@ -109,7 +112,7 @@ class Scene:
         x = int(round(-bar + (w + bar) * t / max(self.config.frames - 1, 1)))
         x0, x1 = max(x, 0), min(x + bar, w)
         if x1 > x0:
-            frame[:, x0:x1] = self.occluder[:h, x0:x1] if self.occluder.shape[1] >= x1 else 128
+            frame[:, x0:x1] = self.occluder[:, x0:x1]
             mask[:, x0:x1] = 0
 
 
