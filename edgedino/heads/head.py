@@ -78,7 +78,13 @@ class Head(nn.Module):
 
     @torch.no_grad()
     def set_standardisation(self, x: Tensor) -> None:
-        """Mean and std of the training inputs (any leading shape, last axis = in_dim)."""
+        """Mean and std of the training inputs (any leading shape, last axis = in_dim).
+
+        Each std is floored at a tenth of the dimensions' RMS std: a dimension that barely varies (the CLS token
+        of a random backbone, collapsed channels) carries no information, and dividing by its tiny std would blow
+        a quantized artifact's rounding errors in it up into the logits.
+        """
         flat = x.reshape(-1, x.shape[-1]).float()
+        std = flat.std(0)
         self.mean.copy_(flat.mean(0))
-        self.std.copy_(flat.std(0).clamp_min(1e-6))
+        self.std.copy_(std.clamp_min(max(0.1 * float(std.pow(2).mean().sqrt()), 1e-6)))
