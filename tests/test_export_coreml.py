@@ -133,7 +133,8 @@ def test_ios18_target_converts_int8_with_fused_attention(tmp_path, image_batch):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_calibration_evaluator_reproduces_the_module(name, image_batch):
-    """int8 ranges come from running the MIL program in PyTorch: it must compute what the module computes."""
+    """int8 ranges come from running the MIL program in the reference interpreter: it must compute what the module
+    computes."""
     import coremltools as ct
 
     from edgedino.export.coreml import _to_mil
@@ -144,7 +145,7 @@ def test_calibration_evaluator_reproduces_the_module(name, image_batch):
     with torch.no_grad():
         expected = conv.module(torch.from_numpy(x))
     for out_name, want in zip(conv.module.output_names, expected, strict=True):
-        np.testing.assert_allclose(values[out_name].numpy(), want.numpy(), atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(values[out_name], want.numpy(), atol=1e-4, rtol=1e-4)
 
 
 def test_runtime_reads_metadata_but_refuses_prediction_off_macos(convert, monkeypatch):

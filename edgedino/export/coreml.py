@@ -1,9 +1,9 @@
 """Core ML target: torch.export -> ML program (.mlpackage) with fp16, int8 or 4-bit palettized weights.
 
 Only conv/linear/matmul weights are compressed, never other constants such as the RoPE sin/cos tables.
-Core ML cannot run on Linux, so int8 activation ranges come from evaluating the MIL program in PyTorch
-(edgedino.export.coreml_calib) rather than from coremltools' calibration, which needs macOS, and every saved
-package is checked numerically by a reference interpreter of the ML program (edgedino.export.coreml_check).
+Core ML cannot run on Linux, so edgedino's reference interpreter of the ML program does what Core ML would:
+it measures int8 activation ranges (edgedino.export.coreml_calib) instead of coremltools' calibration, which
+needs macOS, and checks every saved package numerically against PyTorch (edgedino.export.coreml_check).
 """
 
 from __future__ import annotations

@@ -126,7 +126,12 @@ class Program:
         raise EdgeDinoError(f"{self.path.name}: the program uses {ref!r} before defining it")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The program's outputs (float32 arrays) for {input name: array}.
+        """The program's outputs (float32 arrays) for {input name: array}."""
+        values = self.values(feeds)
+        return {name: np.asarray(self._arg(name, values), np.float32) for name in self.output_names}
+
+    def values(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every value the program computes (inputs and op outputs, by name) for {input name: array}.
 
         BLAS runs on one thread: attention's many small batched matmuls are up to 100x slower with a thread pool
         on a busy machine, and one thread is fast enough for a check.
@@ -149,4 +154,4 @@ class Program:
             args.update({k: self._arg(r, env) for k, r in step.refs.items()})
             for (name, _, _), value in zip(step.outputs, self._call(step, args), strict=True):
                 env[name] = value
-        return {name: np.asarray(self._arg(name, env), np.float32) for name in self.output_names}
+        return env
