@@ -86,6 +86,9 @@ def run(args) -> int:
     inputs = model_inputs(read_frames(args.images, VERIFY_IMAGES), size, input_format)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {weights} on {len(inputs)} images")
+    if "head" in meta:
+        log("note: the artifact has a task head, whose file its metadata does not record: only the backbone's "
+            "outputs are compared")
     result = ArtifactResult(target.name, meta["precision"], str(path), "exported", size_mb=_size(path) / 1e6,
                             threshold=THRESHOLDS[meta["precision"]])
     verify_artifact(result, target, inputs, verify.reference(module, inputs), log, runtimes)
