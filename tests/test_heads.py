@@ -154,6 +154,14 @@ def test_runtime_exposes_logits_and_head(exported, classifier, segmenter, task, 
         assert feats.logits.shape == expected and list(runtime.metadata["outputs"]["logits"]) == [1, *expected[1:]]
 
 
+def test_head_file_runs_in_the_pytorch_runtime(exported, classifier):
+    frames = [read_one()] * 2
+    runtime = load(classifier.head_path)
+    assert runtime.kind == "pytorch" and runtime.head.task == "classify" and runtime.input_hw() == (32, 32)
+    onnx = next(a.path for a in exported["classify"].artifacts if a.target == "onnx" and a.precision == "fp32")
+    np.testing.assert_allclose(runtime.features(frames).logits, load(onnx).features(frames).logits, atol=2e-3)
+
+
 def test_plain_backbone_has_no_head(exported, tmp_path):
     result = export(targets="onnx", model="vit_test", imgsz=32, out=tmp_path, log=print)
     runtime = load(result.artifacts[0].path)

@@ -9,8 +9,6 @@ from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
-SAMPLE_TEXTURES = ("baboon", "fruits")  # shipped photos pasted as shapes; the others are backgrounds
-
 
 def register(sub) -> None:
     p = add_command(
@@ -48,9 +46,11 @@ def register(sub) -> None:
     s = actions.add_parser("samples", help="write a small labelled dataset made from real images")
     s.add_argument("--task", required=True, choices=("classify", "segment"))
     s.add_argument("--source", help="classify: a digits sheet (default: OpenCV's digits.png piece in tests/data); "
-                                    "segment: a folder of photos, the first two (by name) pasted as textures on the "
-                                    "others "
-                                    "(default: the photos shipped with edgedino)")
+                                    "segment: a folder of photos (default: the photos shipped with edgedino)")
+    s.add_argument("--textures", default="baboon,fruits", help="segment: the photos (file stems) cut into shapes "
+                                                                "and pasted on the others; one class each "
+                                                                "(default baboon,fruits)")
+    s.add_argument("--size", type=int, default=160, help="segment: image side in pixels (default 160)")
     s.add_argument("--count", type=int, default=120, help="segment: images to make (default 120)")
     s.add_argument("--out", required=True, help="dataset folder to create")
     s.set_defaults(run=run_samples)
@@ -97,14 +97,14 @@ def run_samples(args) -> int:
             raise EdgeDinoError(f"digits sheet not found: {sheet} (pass --source ../shared/data/digits.png)")
         samples.digits(sheet, out)
     else:
-        if args.source:
-            photos = sorted(p for p in Path(args.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            textures = photos[:2]
-        else:
-            photos = sample_images()
-            textures = [p for p in photos if p.stem in SAMPLE_TEXTURES]
-        if len(photos) < 3:
-            raise EdgeDinoError("segment samples need at least 3 photos (2 textures, 1 or more backgrounds)")
-        samples.composites([p for p in photos if p not in textures], textures, out, args.count)
+        photos = (sorted(p for p in Path(args.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                  if args.source else sample_images())
+        names = [n.strip() for n in args.textures.split(",") if n.strip()]
+        textures = [next((p for p in photos if p.stem == n), None) for n in names]
+        if None in textures or len(photos) <= len(textures):
+            raise EdgeDinoError(f"--textures {args.textures}: each must name a photo (file stem) of "
+                                f"{args.source or 'the shipped samples'}, and at least one other photo is needed "
+                                f"as a background (photos: {', '.join(p.stem for p in photos)})")
+        samples.composites([p for p in photos if p not in textures], textures, out, args.count, args.size)
     print(f"wrote {args.task} samples to {out}")
     return 0

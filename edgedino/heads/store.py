@@ -68,17 +68,38 @@ def save_head(path: str | Path, head: Head, record: BackboneRecord, metrics: dic
     return Path(path)
 
 
+def _payload(path: Path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise EdgeDinoError(f"cannot read {path} as a head file ({type(e).__name__})") from None
+
+
+def _is_head(payload) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def read_head_file(path: str | Path) -> HeadFile | None:
+    """The head file at `path`, or None when it is anything else (a backbone checkpoint: its loader says more)."""
+    try:
+        payload = _payload(Path(path))
+    except EdgeDinoError:
+        return None
+    return _from_payload(payload) if _is_head(payload) else None
+
+
 def load_head(path: str | Path) -> HeadFile:
     """A head file written by `edgedino head train`, or an error saying what the file is not."""
     path = Path(path)
     if not path.is_file():
         raise EdgeDinoError(f"head file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EdgeDinoError(f"cannot read {path} as a head file ({type(e).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    payload = _payload(path)
+    if not _is_head(payload):
         raise EdgeDinoError(f"{path} is not an edgedino head file (make one with: edgedino head train)")
+    return _from_payload(payload)
+
+
+def _from_payload(payload: dict) -> HeadFile:
     cfg = HeadConfig(payload["task"], payload["kind"], payload["dim"], tuple(payload["classes"]), payload["hidden"])
     head = Head(cfg)
     head.load_state_dict(payload["state_dict"])
