@@ -179,17 +179,25 @@ def open_outputs(args, stack: ExitStack, size_wh: tuple[int, int], fps: float):
     return writer, jsonl
 
 
-def handle_key(key: int, bgr: np.ndarray, index: int) -> str | None:
-    """What a key press asks for: 'quit', 'pause', 'reinit', or None (s saves a snapshot here)."""
+def show(bgr: np.ndarray, index: int, paused: bool) -> tuple[str | None, bool]:
+    """Show a frame and read keys (all of them while paused): 'quit', 'reinit' or None, and the new pause state.
+    s saves a snapshot PNG of what is on screen to the current folder."""
     import cv2
 
-    if key in (ord("q"), 27):
-        return "quit"
-    if key == ord("s"):
-        snap = Path(f"snapshot_{index:05d}.png")
-        cv2.imwrite(str(snap), bgr)
-        print(f"saved {snap}", file=sys.stderr)
-    return {32: "pause", ord("r"): "reinit"}.get(key)
+    while True:
+        cv2.imshow(WINDOW, bgr)
+        key = cv2.waitKey(0 if paused else 1) & 0xFF
+        if key in (ord("q"), 27):
+            return "quit", paused
+        if key == ord("r"):
+            return "reinit", paused
+        if key == ord("s"):
+            snap = Path(f"snapshot_{index:05d}.png")
+            cv2.imwrite(str(snap), bgr)
+            print(f"saved {snap}", file=sys.stderr)
+        paused = paused != (key == 32)
+        if not paused:
+            return None, paused
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb))
-    timing, paused, fresh, shown, t_read = Timing(), False, False, 1, 0.0
+    timing, paused, count, t_read, write = Timing(), False, 1, None, True
     with ExitStack() as stack:
         stack.callback(frames.close)
         writer, jsonl = open_outputs(args, stack, frame.rgb.shape[1::-1], source.fps)
@@ -220,28 +228,26 @@ def run(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, timing.fps or None, result.ms)
                 t1 = time.perf_counter()
-                if writer is not None:
+                if writer is not None and write:
                     writer.write(bgr)
-                if jsonl is not None:
+                if jsonl is not None and write:
                     jsonl.write(objects_json(frame.index, frame.t, result) + "\n")
+                t2 = time.perf_counter()
                 action = None
                 if not args.headless:
-                    cv2.imshow(WINDOW, bgr)
-                    action = handle_key(cv2.waitKey(0 if paused else 1) & 0xFF, bgr, frame.index)
-                if fresh:
-                    t2 = time.perf_counter()
-                    timing.add({**result.ms, "draw": (t1 - t0) * 1e3, "output": (t2 - t1) * 1e3}, t2 - t_read)
-                    fresh = False
-                if action == "quit" or (args.max_frames and shown >= args.max_frames):
+                    action, paused = show(bgr, frame.index, paused)
+                if t_read is not None:  # the first frame's time is initialisation, not tracking
+                    t3 = time.perf_counter() if not paused else t2
+                    timing.add({**result.ms, "draw": (t1 - t0) * 1e3, "output": (t3 - t1) * 1e3}, t3 - t_read)
+                    t_read = None
+                if action == "quit" or (args.max_frames and count >= args.max_frames):
                     break
-                if action == "pause":
-                    paused = not paused
                 if action == "reinit":
                     try:
                         result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb, ask=True))
                     except EdgeDinoError as e:
                         print(f"re-initialisation skipped: {e}", file=sys.stderr)
-                if paused or action == "reinit":
+                    write = False  # the same frame is drawn again with the new objects, not written twice
                     continue
                 t_read = time.perf_counter()
                 frame = next(frames, None)
@@ -250,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
                 read_ms = (time.perf_counter() - t_read) * 1e3
                 result = tracker.step(frame.rgb)
                 result.ms = {"read": read_ms, **result.ms}
-                fresh, shown = True, shown + 1
+                count, write = count + 1, True
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
     print(timing.summary(), file=sys.stderr)

@@ -104,13 +104,14 @@ class FrameSource:
                 stop.set()
                 reader.join(self.timeout)  # bounded: the backend's own timeouts usually free a stuck read
             failures += 1
-            if failures > self.retries:
-                self.failure = f"{problem}; gave up after {self.retries} retries"
+            retries = self.retries if self.live else 0  # a file or folder does not come back by reopening it
+            if failures > retries:
+                self.failure = problem + (f"; gave up after {retries} retries" if retries else "")
                 if index == 0:
                     raise EdgeDinoError(f"cannot read {self.kind} {self.spec}: {self.failure}")
                 self.log(f"source: {self.failure}")
                 return
-            self.log(f"source: {problem}; reopening ({failures}/{self.retries})")
+            self.log(f"source: {problem}; reopening ({failures}/{retries})")
             self._stop.wait(min(0.5 * failures, 2.0))
 
     def close(self) -> None:
