@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lint install clean
+.PHONY: test demo lint install xtools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip check
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) xtools
+
+# The app tests open real windows on a private X server (Xvfb), screenshot it (xwd) and press keys (xdotool).
+XTOOLS := xvfb x11-apps xdotool
+xtools:
+	@command -v Xvfb >/dev/null && command -v xwd >/dev/null && command -v xdotool >/dev/null \
+	  || { command -v apt-get >/dev/null && { apt-get install -y -qq $(XTOOLS) >/dev/null 2>&1 \
+	       || { apt-get update -qq && apt-get install -y -qq $(XTOOLS) >/dev/null; }; }; } \
+	  || echo "note: Xvfb, xwd or xdotool is missing and apt-get could not install them: window tests will skip"
 
 lint: $(STAMP)
-	$(BIN)/ruff check edgedino tests
+	$(BIN)/ruff check edgedino tests apps
 
-test: lint
+test: lint xtools
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
