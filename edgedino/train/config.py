@@ -83,7 +83,7 @@ class RunSection:
     checkpoint_every: int = 1000
     log_every: int = 10
     seed: int = 0
-    amp: str = "auto"  # "auto" (bf16 on CUDA), "bf16", "off"
+    amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "fp32"
 
 
 @dataclass

@@ -53,7 +53,7 @@ def step_seed(seed: int, step: int, rank: int) -> None:
 
 
 def autocast(amp: str, device: str):
-    """bf16 autocast on CUDA ("auto"/"bf16") or CPU ("bf16" only); a no-op context otherwise."""
+    """bf16 autocast on CUDA ("auto"/"bf16") or CPU ("bf16" only); fp32 ("fp32", or "auto" on CPU) otherwise."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     if amp == "bf16" or (amp == "auto" and kind == "cuda"):
         return torch.autocast(kind, dtype=torch.bfloat16)

@@ -29,6 +29,8 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError("no training data: give --data (image folders, videos, list files)")
     if cfg.run.batch % world:
         raise ConfigError(f"run.batch={cfg.run.batch} does not split evenly over {world} processes")
+    if cfg.run.amp not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"run.amp={cfg.run.amp!r}: use auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32")
     if cfg.run.total_steps < 1 or cfg.run.checkpoint_every < 1:
         raise ConfigError("run.total_steps and run.checkpoint_every must be at least 1")
     if cfg.loss.ibot > 0 and get_family(cfg) == "convnext":
