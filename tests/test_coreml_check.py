@@ -17,7 +17,7 @@ from coremltools.converters.mil import Builder as mb
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
 from edgedino.export import verify
-from edgedino.export.coreml import CoreMLTarget
+from edgedino.export.coreml import CoreMLTarget, _compress_weights, _set_metadata
 from edgedino.export.coreml_check import INTERPRETER, InterpreterRuntime
 from edgedino.export.coreml_interp import Program
 from edgedino.export.coreml_interp.package import Blobs, model_files, read_spec, type_name
@@ -163,10 +163,15 @@ def test_unknown_op_is_an_error_naming_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory, image_batch, perturb):
-    """(model, size, precision, opset) -> (module, package path); each converted once per module."""
+    """(model, size, precision, opset) -> (module, package path); each converted once per module.
+
+    With derive=True, int8-weights and palettize4 apply the target's own compression step to the saved fp16
+    package (what convert() does after its fp16 conversion) rather than converting from PyTorch again: real-size
+    conversions are slow. Tiny packages always go through convert().
+    """
     done, modules = {}, {}
 
-    def get(name: str, size: tuple[int, int], precision: str, opset: str = "iOS17"):
+    def get(name: str, size: tuple[int, int], precision: str, opset: str = "iOS17", derive: bool = False):
         if (name, size) not in modules:
             modules[name, size] = ExportModule(perturb(create_model(name).reset_parameters(0), 0), size)
         key = (name, size, precision, opset)
@@ -175,7 +180,13 @@ def package(tmp_path_factory, image_batch, perturb):
             spec = ExportSpec("coreml", precision, size, options={"minimum_deployment_target": opset})
             conv = Conversion(module, spec, image_batch(size)[:4], build_metadata(module, spec))
             path = tmp_path_factory.mktemp("coreml") / f"{name}_{precision}_{opset}.mlpackage"
-            TARGET.convert(conv, path)
+            if derive and precision in ("int8-weights", "palettize4"):
+                fp16 = ct.models.MLModel(str(get(name, size, "fp16", opset)[1]), skip_model_load=True)
+                compressed = _compress_weights(fp16, precision)
+                _set_metadata(compressed, conv)
+                compressed.save(str(path))
+            else:
+                TARGET.convert(conv, path)
             done[key] = module, path
         return done[key]
 
@@ -229,7 +240,7 @@ REAL = [(m, p) for m in ("vits16", "convnext_tiny") for p in PRECISIONS]
 
 @pytest.mark.parametrize(("name", "precision"), REAL, ids=[f"{m}-{p}" for m, p in REAL])
 def test_real_size_package_matches_pytorch_at_the_export_threshold(package, image_batch, name, precision):
-    module, path = package(name, (224, 224), precision)
+    module, path = package(name, (224, 224), precision, derive=True)
     inputs = image_batch((224, 224))[4:6]
     parity = {p.output: p for p in verify.compare(InterpreterRuntime(path), inputs, verify.reference(module, inputs))}
     assert parity["patch_tokens"].cosine_mean >= THRESHOLDS[precision], parity
