@@ -240,3 +240,14 @@ def test_knn_and_linear_probe_on_known_features():
     assert linear_accuracy(train, labels, test, labels, 3)[0] == 100.0
     shuffled = rng.permutation(labels)
     assert knn_accuracy(train, shuffled, test, labels, 3)[20] < 70
+
+
+def test_bad_input_fails_before_writing(tmp_path):
+    for args, message in ((["--data", str(tmp_path / "none")], "data source not found"),
+                          (["--data", "edgedino/assets", "run.amp=off"], "quote it"),
+                          (["--data", "edgedino/assets", "run.total_steps=0"], "run.total_steps"),
+                          (["--data", "edgedino/assets", "--resume"], "nothing to resume")):
+        out = tmp_path / "run"
+        r = edgedino("pretrain", "--preset", "tiny-cpu", "--out", str(out), *args)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+        assert not out.exists(), args

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from edgedino.cli.common import add_command
+
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def register(sub) -> None:
@@ -46,9 +49,11 @@ def config_from_args(args):
     """The run's config: preset or file, then the key=value overrides, then --data."""
     from edgedino.train.config import load_config, preset_path
 
+    # `--data a b optim.lr=1e-3` hands the override to --data: a bare dotted key=value is an override, not a path
+    overrides = [d for d in args.data if OVERRIDE.match(d)] + list(args.overrides)
     path = preset_path(args.preset) if args.preset else Path(args.config)
-    cfg = load_config(path, args.overrides)
-    cfg.data.sources = list(args.data)
+    cfg = load_config(path, overrides)
+    cfg.data.sources = [d for d in args.data if not OVERRIDE.match(d)]
     return cfg
 
 

@@ -128,7 +128,8 @@ def _coerce(value, current, where: str):
         except ValueError:
             raise ConfigError(f"config key {where} needs a number, got {value!r}") from None
     if isinstance(current, (bool, int, str)) and value is not None and type(value) is not type(current):
-        raise ConfigError(f"config key {where} needs a {type(current).__name__}, got {value!r}")
+        hint = " (YAML reads on/off/yes/no as booleans: quote it)" if isinstance(value, bool) else ""
+        raise ConfigError(f"config key {where} needs a {type(current).__name__}, got {value!r}{hint}")
     return value
 
 

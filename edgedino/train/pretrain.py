@@ -37,6 +37,14 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError("iBOT needs a mask token, which ConvNeXt has not: set loss.ibot=0")
 
 
+def check_sources(cfg: TrainConfig) -> None:
+    """Every data source exists and holds items, before anything is written."""
+    from edgedino.data.sources import index_source, parse_sources
+
+    for source in parse_sources(list(cfg.data.sources)):
+        index_source(source)
+
+
 def get_family(cfg: TrainConfig) -> str:
     from edgedino.models import get_config
 
@@ -83,6 +91,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
     d = distributed.init()
     try:
         check_config(cfg, d.world)
+        check_sources(cfg)
         out = Path(out)
         if resume:
             check_resume(cfg, out)
