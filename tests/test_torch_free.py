@@ -1,0 +1,112 @@
+"""The device side without PyTorch: a fresh venv with only `edgedino[runtime]` installed (non-editable) imports
+edgedino.runtime and edgedino.track, runs ONNX, OpenVINO and TFLite artifacts exported here, and runs the apps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs inside the fresh venv: load every artifact, compare its features with the main venv's, follow an object.
+DEVICE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import edgedino, edgedino.runtime, edgedino.track
+    from edgedino.runtime import load
+    from edgedino.runtime.frames import read_frames
+    from edgedino.track import Tracker
+
+    frames = read_frames(None, 2)
+    reference = np.load(sys.argv[1])
+    report = {"edgedino": edgedino.__file__, "kinds": []}
+    for path in sys.argv[2:]:
+        runtime = load(path, threads=1)
+        feats = runtime.features(frames)
+        np.testing.assert_allclose(feats.patch_tokens, reference[runtime.kind], atol=1e-4)
+        report["kinds"].append(runtime.kind)
+    tracker = Tracker(runtime)
+    mask = np.zeros(frames[0].shape[:2], np.uint8)
+    mask[40:120, 60:160] = 1
+    tracker.start(frames[0], mask)
+    report["objects"] = len(tracker.step(frames[0]).objects)
+    report["torch_loaded"] = "torch" in sys.modules
+    print(json.dumps(report))
+""")
+
+
+@pytest.fixture(scope="module")
+def device_venv(tmp_path_factory) -> Path:
+    """A new venv with `pip install <checkout>[runtime]` (a copy of the installable files, so the checkout gets no
+    build/ folder); its python."""
+    root = tmp_path_factory.mktemp("torch_free")
+    src = root / "src"
+    shutil.copytree(ROOT / "edgedino", src / "edgedino", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=120)
+    python = root / "venv" / "bin" / "python"
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{src}[runtime]"], capture_output=True,
+                         text=True, timeout=600)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    return python
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> list[Path]:
+    """vit_test at 112x112 as ONNX, OpenVINO and TFLite, exported by this (torch) venv."""
+    from edgedino.export import export
+
+    out = tmp_path_factory.mktemp("torch_free_artifacts")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export(targets=["onnx", "openvino", "tflite"], model="vit_test", imgsz=112, out=out,
+                        log=lambda m: None)
+    assert result.ok
+    return [Path(a.path) for a in result.artifacts]
+
+
+def test_device_side_runs_without_torch(device_venv, artifacts, tmp_path):
+    import cv2
+
+    from edgedino.runtime import load
+    from edgedino.runtime.frames import read_frames
+
+    no_torch = subprocess.run([str(device_venv), "-c", "import torch"], capture_output=True, text=True, timeout=60)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+
+    frames = read_frames(None, 2)
+    reference = {(rt := load(p, threads=1)).kind: rt.features(frames).patch_tokens for p in artifacts}
+    assert set(reference) == {"onnxruntime", "openvino", "litert"}
+    np.savez(tmp_path / "reference.npz", **reference)
+    (tmp_path / "device.py").write_text(DEVICE_SCRIPT)
+    run = subprocess.run([str(device_venv), str(tmp_path / "device.py"), str(tmp_path / "reference.npz"),
+                          *map(str, artifacts)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.splitlines()[-1])
+    assert sorted(report["kinds"]) == ["litert", "onnxruntime", "openvino"] and report["objects"] == 1
+    assert not report["torch_loaded"] and str(device_venv.parents[1]) in report["edgedino"]  # the installed copy
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for i in range(12):  # a slow pan over a shipped photo
+        writer.write(cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)[40 + i * 2:280 + i * 2, 40 + i * 4:360 + i * 4])
+    writer.release()
+    by_suffix = {p.suffix: p for p in artifacts}
+    for script, model, extra in (("track.py", by_suffix[".tflite"], ["--box", "100,60,80,80", "--json", "t.jsonl"]),
+                                 ("features.py", by_suffix[".xml"], [])):
+        out = tmp_path / f"{script}.mp4"
+        app = subprocess.run([str(device_venv), str(ROOT / "apps" / script), "--model", str(model), "--source",
+                              str(video), "--headless", "--save", str(out), *extra], capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)
+        assert app.returncode == 0 and "FPS end to end" in app.stderr, app.stderr
+        assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 12
