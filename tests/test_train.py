@@ -251,3 +251,51 @@ def test_bad_input_fails_before_writing(tmp_path):
         r = edgedino("pretrain", "--preset", "tiny-cpu", "--out", str(out), *args)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
         assert not out.exists(), args
+
+
+def _batch(cfg, n: int = 4) -> dict:
+    import torch
+
+    from edgedino.runtime.frames import sample_images
+    from edgedino.runtime.preprocess import read_image
+    from edgedino.train.pretrain import make_transform
+
+    crops = make_transform(cfg)
+    items = [crops(read_image(p), np.random.default_rng(i)) for i, p in enumerate(sample_images()[:n])]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def test_gram_teacher_wiring_and_high_res_input():
+    import torch
+
+    from edgedino.train import distributed
+    from edgedino.train.ssl import SSLStep
+
+    base = ["run.batch=4", "model.arch.rope_rescale=null", "gram.start=0", "loss.mask_prob=0.0"]
+    cfg = load_config(preset_path("tiny-cpu"), base)
+    step = SSLStep(cfg, distributed.Dist())
+    sched = schedules.at(cfg, 0)
+    # Gram teacher = the student's own weights, same input, nothing masked: Gram loss exactly zero
+    assert float(step.loss(_batch(cfg), 0, sched)["gram"].detach()) == 0.0
+    with torch.no_grad():
+        for p in step.student.backbone.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    assert float(step.loss(_batch(cfg), 0, sched)["gram"].detach()) > 0
+    hr = load_config(preset_path("tiny-cpu"), base + ["gram.high_res=true"])
+    batch = _batch(hr)
+    assert batch["global_hr"].shape[-1] == 2 * batch["global"].shape[-1] == 128
+    terms = SSLStep(hr, distributed.Dist()).loss(batch, 0, schedules.at(hr, 0))
+    assert 0 < float(terms["gram"].detach()) < 1
+
+
+def test_init_from_an_earlier_stage(run6):
+    from edgedino import load_backbone
+    from edgedino.train import distributed
+    from edgedino.train.ssl import SSLStep
+
+    cfg = load_config(preset_path("tiny-cpu"), ["gram.weight=2.0", f"init={run6[0] / 'checkpoint.pth'}"])
+    step = SSLStep(cfg, distributed.Dist())
+    step.init_from(cfg.init)
+    want = load_backbone(run6[0] / "backbone.pth").state_dict()
+    for module in (step.student.backbone, step.teacher.backbone, step.gram_teacher):
+        assert all(np.array_equal(v, want[k]) for k, v in module.state_dict().items())
