@@ -53,6 +53,19 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def _worker_context():
+    """Workers forked from a clean single-threaded server, not from this process.
+
+    Forking a process whose OpenCV or torch thread pools have run can hang the child (seen in tests: a worker
+    stuck after the parent ran cv2 filters); the server imports the heavy modules once so workers start fast.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", "torch", "cv2", "edgedino.data", "edgedino.train.augment"])
+    return ctx
+
+
 class BatchStream:
     """Endless batches; `position` (samples this process drew) and `skips` for checkpoints and the final summary."""
 
@@ -92,7 +105,10 @@ class BatchStream:
 
 def make_loader(cfg: DataConfig, transform, batch_size: int, seed: int, rank: int = 0, world: int = 1,
                 start_step: int = 0, report: Callable[[str], None] | None = None) -> BatchStream:
-    """This process's batches of `batch_size` from step `start_step` on; decoding in `cfg.workers` processes."""
+    """This process's batches of `batch_size` from step `start_step` on; decoding in `cfg.workers` processes.
+
+    The transform must be picklable (a module-level class or function, e.g. MultiCrop): workers receive a copy.
+    """
     sources = parse_sources(list(cfg.sources))
     per_source = [index_source(s) for s in sources]
     sampler = MixedSampler([len(items) for items in per_source], [s.weight for s in sources], seed, rank, world,
@@ -100,6 +116,7 @@ def make_loader(cfg: DataConfig, transform, batch_size: int, seed: int, rank: in
     dataset = ImageDataset([item for items in per_source for item in items], transform)
     loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, drop_last=False),
                         num_workers=cfg.workers, collate_fn=collate_skip, worker_init_fn=_worker_init,
-                        persistent_workers=cfg.workers > 0)
+                        persistent_workers=cfg.workers > 0,
+                        multiprocessing_context=_worker_context() if cfg.workers else None)
     return BatchStream(loader, sampler, batch_size, start_step * batch_size,
                        report or (lambda m: print(m, file=sys.stderr, flush=True)))
