@@ -48,6 +48,8 @@ class Tracker:
         t0 = time.perf_counter()
         grid = feats.shape[:2]
         self.ids, self._grid, self._frame_hw = ids, grid, frame.shape[:2]
+        self._lut = np.zeros(256, np.uint8)  # label index -> object id
+        self._lut[1:1 + len(ids)] = ids
         self._penalty = neighbourhood_penalty(grid, self.params.radius)
         n, slots = grid[0] * grid[1], 1 + self.params.context
         self._keys = np.zeros((slots, n, feats.shape[2]), np.float32)
@@ -62,6 +64,8 @@ class Tracker:
 
     def step(self, frame: np.ndarray) -> TrackResult:
         """Propagate the labels to the next frame."""
+        import cv2
+
         if self._keys is None:
             raise EdgeDinoError("call start(frame, mask) before step(frame)")
         if frame.shape[:2] != self._frame_hw:
@@ -75,7 +79,7 @@ class Tracker:
                           self.params.topk, self.params.temperature)
         self._remember(query, probs)
         index, confidence = grid_to_frame(probs.reshape(*self._grid, -1), self._frame_hw)
-        labels = np.asarray([0, *self.ids], np.uint8)[index]
+        labels = cv2.LUT(index, self._lut)
         objects = summarize(labels, confidence, self.ids, self._first_area, self.params)
         return TrackResult(labels, objects, {**ms, "propagate": (time.perf_counter() - t0) * 1e3})
 
