@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from edgedino.errors import EdgeDinoError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 WINDOW = "edgedino track"
 EXAMPLES = """examples:
@@ -295,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One BLAS thread, set before numpy loads: numpy's small matrix work (propagation, PCA) would otherwise start
+    # a thread per core and fight the backbone's runtime for them (2 cores: propagation 39 ms instead of 76 ms).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:
         return run(args)
