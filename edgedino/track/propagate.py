@@ -16,20 +16,18 @@ def neighbourhood_penalty(grid_hw: tuple[int, int], radius: int) -> np.ndarray:
     return np.where(near, 0.0, OUTSIDE).astype(np.float32)
 
 
-def top_indices(sim: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) column indices of each row's k largest values, by k passes of argmax: for the small k of label
-    propagation this is several times faster than argpartition over thousands of keys. Overwrites `sim`'s picks
-    with -inf and restores them."""
+def top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, values), each (N, k): every row's k largest entries, by k passes of argmax (for the small k of
+    label propagation, several times faster than argpartition over thousands of keys). Consumes `sim`: its
+    picked entries become -inf."""
     rows = np.arange(sim.shape[0])
     idx = np.empty((sim.shape[0], k), np.intp)
-    picked = np.empty((sim.shape[0], k), sim.dtype)
+    values = np.empty((sim.shape[0], k), sim.dtype)
     for j in range(k):
         idx[:, j] = sim.argmax(axis=1)
-        picked[:, j] = sim[rows, idx[:, j]]
+        values[:, j] = sim[rows, idx[:, j]]
         sim[rows, idx[:, j]] = -np.inf
-    for j in range(k):
-        sim[rows, idx[:, j]] = picked[:, j]
-    return idx
+    return idx, values
 
 
 def propagate(query: np.ndarray, keys: np.ndarray, key_labels: np.ndarray, penalty: np.ndarray | None,
@@ -44,8 +42,7 @@ def propagate(query: np.ndarray, keys: np.ndarray, key_labels: np.ndarray, penal
     if penalty is not None:
         sim += penalty[:, None, :]
     sim = sim.reshape(n, frames * n)
-    idx = top_indices(sim, min(topk, sim.shape[1]))
-    top = np.take_along_axis(sim, idx, axis=1)
+    idx, top = top_k(sim, min(topk, sim.shape[1]))
     weights = np.exp((top - top.max(axis=1, keepdims=True)) / temperature)
     weights /= weights.sum(axis=1, keepdims=True)
     votes = key_labels.reshape(frames * n, -1)[idx]  # (N, k, L)
