@@ -9,7 +9,8 @@ WORK=${WORK:-/tmp/edgedino-heads}
 ED=${ED:-.venv/bin/edgedino}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$RES" "$WORK"
-[ -d "$WORK/digits" ] || $ED head samples --task classify --source "$DATA/digits.png" --out "$WORK/digits"
+[ -d "$WORK/digits" ] || $ED head samples --task classify --source "$DATA/digits.png" --count 100 \
+    --out "$WORK/digits"
 [ -d "$WORK/shapes" ] || $ED head samples --task segment --source "$DATA" --textures baboon,fruits --count 200 \
     --size 224 --out "$WORK/shapes"
 train() {  # name, then the train flags

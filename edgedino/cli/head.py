@@ -51,7 +51,8 @@ def register(sub) -> None:
                                                                 "and pasted on the others; one class each "
                                                                 "(default baboon,fruits)")
     s.add_argument("--size", type=int, default=160, help="segment: image side in pixels (default 160)")
-    s.add_argument("--count", type=int, default=120, help="segment: images to make (default 120)")
+    s.add_argument("--count", type=int, help="segment: images to make (default 120); classify: images per class "
+                                             "(default: all on the sheet)")
     s.add_argument("--out", required=True, help="dataset folder to create")
     s.set_defaults(run=run_samples)
 
@@ -95,7 +96,7 @@ def run_samples(args) -> int:
         sheet = Path(args.source) if args.source else Path(__file__).resolve().parents[2] / "tests/data/digits.png"
         if not sheet.is_file():
             raise EdgeDinoError(f"digits sheet not found: {sheet} (pass --source ../shared/data/digits.png)")
-        samples.digits(sheet, out)
+        samples.digits(sheet, out, args.count)
     else:
         photos = (sorted(p for p in Path(args.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
                   if args.source else sample_images())
@@ -105,6 +106,6 @@ def run_samples(args) -> int:
             raise EdgeDinoError(f"--textures {args.textures}: each must name a photo (file stem) of "
                                 f"{args.source or 'the shipped samples'}, and at least one other photo is needed "
                                 f"as a background (photos: {', '.join(p.stem for p in photos)})")
-        samples.composites([p for p in photos if p not in textures], textures, out, args.count, args.size)
+        samples.composites([p for p in photos if p not in textures], textures, out, args.count or 120, args.size)
     print(f"wrote {args.task} samples to {out}")
     return 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edgedino.errors import EdgeDinoError
 from edgedino.heads.cache import head_inputs
@@ -54,6 +55,7 @@ def fit_head(cfg: FitConfig, backbone: Backbone, log: Callable[[str], None] = pr
     if cfg.out.suffix not in (".pth", ".pt"):
         raise EdgeDinoError(f"--out {cfg.out}: a head file is a .pth (or .pt)")
     data = load_dataset(cfg.task, cfg.data, cfg.val_fraction, cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)  # the head's initial weights: the same features give the same head
     head = Head(HeadConfig(cfg.task, cfg.kind, backbone.embed_dim, data.classes, cfg.hidden))
     backbone.grid(*cfg.imgsz)
     if getattr(backbone.source, "path", None) is None:
