@@ -380,3 +380,47 @@ def test_features_window_shows_frame_and_pca(clip, display, tmp_path):
     assert np.abs(snap[40:, :320].astype(int) - plain[40:]).mean() < 1.0  # the frame itself, below the caption
     pca = snap[40:, 328:].reshape(-1, 3)
     assert len(np.unique(pca, axis=0)) > 20  # a 7x7 grid of feature colours, not a blank
+
+
+@pytest.mark.parametrize("mode", ["box", "points"])
+def test_track_window_init_by_mouse(clip, display, tmp_path, mode):
+    """No --box: the user drags a box (cv2.selectROIs: Enter, then Esc) or clicks points (Enter) on the first frame."""
+    env = {**os.environ, "DISPLAY": display}
+    jsonl = tmp_path / "tracks.jsonl"
+    proc = subprocess.Popen([sys.executable, str(TRACK), "--model", str(clip.model), "--source", str(clip.video),
+                             "--init", mode, "--max-frames", "5", "--json", str(jsonl)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    xdo = lambda *k: subprocess.run(["xdotool", *map(str, k)], env=env, check=True, timeout=60)  # noqa: E731
+    try:
+        xdo("search", "--sync", "--name", "^edgedino track$", "windowunmap", "--sync", "windowmap", "--sync")
+        deadline, box = time.monotonic() + 60, None
+        while box is None and time.monotonic() < deadline:
+            box = window_box(screenshot(display))
+        assert box is not None
+        x0, y0 = box[:2]
+        bx, by, bw, bh = map(int, clip.boxes[1].split(":")[1].split(","))
+        if mode == "box":
+            xdo("mousemove", x0 + bx, y0 + by, "mousedown", 1)
+            for step in range(1, 5):
+                xdo("mousemove", x0 + bx + bw * step // 4, y0 + by + bh * step // 4)
+            xdo("mouseup", 1)
+            time.sleep(0.3)
+            xdo("key", "Return")
+            time.sleep(0.3)
+            xdo("key", "Escape")
+        else:
+            for dx, dy in ((0.5, 0.5), (0.4, 0.6)):
+                xdo("mousemove", x0 + bx + int(bw * dx), y0 + by + int(bh * dy), "click", 1)
+                time.sleep(0.2)
+            xdo("key", "Return")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    first = json.loads(jsonl.read_text().splitlines()[0])["objects"]
+    assert [o["id"] for o in first] == [1] and first[0]["box"] is not None
+    x, y, w, h = first[0]["box"]
+    if mode == "box":  # the dragged box, refined inside itself: its centre lies inside the object's true box
+        assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh, (first[0], clip.boxes[1])
+    else:  # grown from the clicks (how far depends on the features: random weights here) but covering them
+        assert x <= bx + bw * 0.4 and bx + bw * 0.5 < x + w and y <= by + bh * 0.5 and by + bh * 0.6 < y + h
