@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-refine", action="store_true", help="use boxes as they are instead of keeping the pixels "
                    "whose features look like the box's inside")
     p.add_argument("--short-side", type=int, help="frame short side fed to the backbone; default: the artifact's "
-                   "export size (fixed-size artifacts), else 224, which keeps ViT-S/16 int8 real-time on a laptop CPU")
+                   "export size (fixed-size artifacts), else 224: there ViT-S/16 int8 (OpenVINO, 2 threads) takes "
+                   "11 ms a frame on a 2-core Xeon, 60 ms at 448 (benchmarks/results/intel-xeon-2c)")
     p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
     p.add_argument("--save", metavar="MP4", help="write the annotated video (mp4v)")
     p.add_argument("--json", metavar="JSONL", help="write one line per frame: frame, t, objects "
