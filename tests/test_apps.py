@@ -131,6 +131,19 @@ def test_features_headless_saves_side_by_side(clip, tmp_path):
     assert "7 frames" in run.stderr and "pca" in run.stderr
 
 
+def test_track_runs_a_pytorch_checkpoint_when_torch_is_here(clip, tmp_path):
+    from edgedino.checkpoints import load_backbone, save_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        save_backbone(load_backbone(None, "vit_test"), tmp_path / "vit_test.pth")
+    jsonl = tmp_path / "tracks.jsonl"
+    run = app(TRACK, "--model", tmp_path / "vit_test.pth", "--source", clip.video, "--headless", "--box", clip.boxes[0],
+              "--json", jsonl, "--max-frames", 3, "--short-side", 112)
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "missing.onnx"], "artifact not found"),
     (["--box", "10,10,0,20"], "zero width or height"),
