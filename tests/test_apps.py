@@ -131,6 +131,20 @@ def test_features_headless_saves_side_by_side(clip, tmp_path):
     assert "7 frames" in run.stderr and "pca" in run.stderr
 
 
+def test_track_on_an_image_folder(clip, tmp_path):
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(clip.rgb[:6]):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    (folder / "notes.txt").write_text("not an image")
+    jsonl = tmp_path / "tracks.jsonl"
+    run = app(TRACK, "--model", clip.model, "--source", folder, "--headless", "--mask", clip.mask, "--json", jsonl)
+    assert run.returncode == 0, run.stderr
+    assert [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()] == list(range(6))
+
+
 def test_track_runs_a_pytorch_checkpoint_when_torch_is_here(clip, tmp_path):
     from edgedino.checkpoints import load_backbone, save_backbone
 
