@@ -114,6 +114,14 @@ def evaluate(runtime, label: str, side: int | None, sequences, setup: TrackingSe
                   "input_hw": list(runtime.input_hw(frame_hw, side)), "threads": setup.threads})
 
 
+def _weights_note(setup: TrackingSetup) -> str:
+    if setup.weights:
+        return setup.weights
+    if all(Path(m).exists() for m in setup.models):
+        return "as stored in each artifact (see its metadata)"
+    return "random (seed 0) for presets: these features are not DINOv3's, their J&F says nothing about DINOv3"
+
+
 def run(setup: TrackingSetup, log=print) -> dict:
     """Every tracker, then the baselines, on every sequence; J/F/box IoU means over all objects (as DAVIS)."""
     import os
@@ -141,6 +149,6 @@ def run(setup: TrackingSetup, log=print) -> dict:
     return {"data": setup.data, "sequences": primary["sequences"],
             **{k: primary[k] for k in ("J_mean", "F_mean", "JF_mean", "box_iou_mean", "fps", "ms")},
             "methods": entries, "baselines": baselines, "params": asdict(TrackParams()),
-            "threads": setup.threads, "weights": setup.weights or "random (seed 0): not DINOv3 features",
+            "threads": setup.threads, "weights": _weights_note(setup),
             "machine": describe(), "load_average": {"start": load_before, "end": os.getloadavg()},
             "versions": versions()}

@@ -19,7 +19,11 @@ def register(sub) -> None:
                     "torch.compile and every artifact in its runtime, each in its own process with pinned "
                     "threads: warm-up, timed runs, peak memory, parity against PyTorch, dense correspondence "
                     "quality, and efficiency against this machine's GEMM peak. Random weights (seeded) unless "
-                    "--weights is given. Artifacts are cached in $EDGEDINO_CACHE (default ~/.cache/edgedino).",
+                    "--weights is given. Artifacts are cached in $EDGEDINO_CACHE (default ~/.cache/edgedino). "
+                    "`tracking` instead scores video object tracking on DAVIS-format sequences: J (IoU) and F "
+                    "(boundary F-measure) as the DAVIS toolkit defines them, and end-to-end FPS of label propagation, "
+                    "beside the no-motion, CSRT and KCF baselines; presets are exported at the frames' aspect ratio "
+                    "(--targets openvino --precision int8 unless given).",
         examples="""
             edgedino benchmark --model vits16 --targets torch,onnx,openvino --precision fp32,int8
             edgedino benchmark --suite benchmarks/default.yaml --json r.json --md r.md --plot r.png
