@@ -1,4 +1,4 @@
-"""`torchrun --nproc_per_node N -m edgedino.train --preset P --data SRC --out DIR ...`: pretraining, N processes."""
+"""`torchrun --nproc_per_node N -m edgedino.train [distill] ...`: pretraining (or distillation), N processes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from edgedino.train.pretrain import pretrain, summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["distill"]:  # torchrun ... -m edgedino.train distill ...
+        from edgedino.cli.distill import main as distill_main
+
+        return distill_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m edgedino.train", description="DINOv3 pretraining (torchrun entry).")
     add_arguments(p)
     args = p.parse_args(argv)

@@ -51,9 +51,9 @@ def get_family(cfg: TrainConfig) -> str:
     return get_config(cfg.model.name).family
 
 
-def check_resume(cfg: TrainConfig, out: Path) -> None:
+def check_resume(cfg: TrainConfig, out: Path, from_dict=config_from_dict) -> None:
     """A resumed run must be the same run: its checkpoint's config has to match this one."""
-    a = flat(config_dict(config_from_dict(checkpoint.load_checkpoint(out)["config"])))
+    a = flat(config_dict(from_dict(checkpoint.load_checkpoint(out)["config"])))
     b = flat(config_dict(cfg))
     diff = [f"{k}={b.get(k)!r} (was {a.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if diff:
