@@ -89,6 +89,7 @@ def test_propagation_respects_the_neighbourhood_and_temperature():
     far = propagate(query, keys[None], labels[None], neighbourhood_penalty((1, 10), 2), topk=1, temperature=0.2)
     near = propagate(query, keys[None], labels[None], neighbourhood_penalty((1, 10), 12), topk=1, temperature=0.2)
     assert far[0, 1] == 0 and near[0, 1] == 1
+    assert neighbourhood_penalty((1, 10), 9) is None  # a window over the whole grid restricts nothing
     sharp = propagate(query, keys[None], labels[None], None, topk=5, temperature=0.01)
     blunt = propagate(query, keys[None], labels[None], None, topk=5, temperature=10.0)
     assert sharp[0, 1] > 0.99 and 0.15 < blunt[0, 1] < 0.3

@@ -8,9 +8,12 @@ import numpy as np
 OUTSIDE = -4.0  # added to cosine similarities (in [-1, 1]) outside the neighbourhood: never among the top-k
 
 
-def neighbourhood_penalty(grid_hw: tuple[int, int], radius: int) -> np.ndarray:
-    """(N, N) float32: 0 where key patch j lies within `radius` patches (Chebyshev) of query patch i, else OUTSIDE."""
+def neighbourhood_penalty(grid_hw: tuple[int, int], radius: int) -> np.ndarray | None:
+    """(N, N) float32: 0 where key patch j lies within `radius` patches (Chebyshev) of query patch i, else OUTSIDE;
+    None when the window covers the whole grid (nothing to restrict, one pass saved per frame)."""
     h, w = grid_hw
+    if radius >= max(h, w) - 1:
+        return None
     ys, xs = np.divmod(np.arange(h * w), w)
     near = (np.abs(ys[:, None] - ys[None, :]) <= radius) & (np.abs(xs[:, None] - xs[None, :]) <= radius)
     return np.where(near, 0.0, OUTSIDE).astype(np.float32)
