@@ -223,3 +223,18 @@ def test_track_is_torch_free():
     code = ("import sys, edgedino.track, edgedino.track.draw, edgedino.track.davis, edgedino.track.synth, "
             "edgedino.track.metrics; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_seeding_several_objects(runtime):
+    from edgedino.track.objects import mask_box
+
+    frames, masks = make_sequence(SynthConfig(frames=1, objects=2, seed=8, occluder=False))
+    tracker = Tracker(runtime, short_side=SHORT_SIDE)
+    boxes = {i: mask_box(masks[0] == i) for i in (1, 2)}
+    from_boxes = tracker.mask_from_boxes(frames[0], boxes)
+    points = {i: [(int(np.nonzero(masks[0] == i)[1].mean()), int(np.nonzero(masks[0] == i)[0].mean()))] for i in (1, 2)}
+    from_points = tracker.mask_from_points(frames[0], points)
+    for mask in (from_boxes, from_points):
+        assert set(np.unique(mask)) == {0, 1, 2}
+        result = tracker.start(frames[0], mask)
+        assert [o.id for o in result.objects] == [1, 2]
