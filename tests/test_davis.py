@@ -145,6 +145,12 @@ def test_dataset_round_trip_and_errors(tmp_path):
         read_dataset(tmp_path / "nowhere")
     with pytest.raises(EdgeDinoError, match="no sequence named b"):
         read_dataset(tmp_path, ["b"])
+    from edgedino.bench.tracking import run_no_motion
+
+    for i in (1, 2, 3):
+        (tmp_path / "Annotations" / "480p" / "a" / f"{i:05d}.png").unlink()
+    with pytest.raises(EdgeDinoError, match="nothing to score"):
+        run_no_motion(read_dataset(tmp_path)[0])
     (tmp_path / "Annotations" / "480p" / "a" / "00000.png").unlink()
     with pytest.raises(EdgeDinoError, match="first frame's annotation"):
         read_dataset(tmp_path)

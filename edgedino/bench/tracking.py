@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgedino.errors import EdgeDinoError
 from edgedino.track.davis import Sequence
 from edgedino.track.metrics import box_iou, f_measure, jaccard
 from edgedino.track.objects import mask_box, object_box
@@ -35,6 +36,8 @@ class SequenceScore:
 def scored_frames(seq: Sequence) -> list[int]:
     """Annotated frames but the first and the last (DAVIS); all annotated frames after the first if only two."""
     annotated = [i for i, m in enumerate(seq.masks) if m is not None and i > 0]
+    if not annotated:
+        raise EdgeDinoError(f"sequence {seq.name} has no annotation after its first frame: nothing to score")
     return annotated[:-1] if len(annotated) > 1 and annotated[-1] == len(seq.masks) - 1 else annotated
 
 
