@@ -449,5 +449,5 @@ def test_track_window_init_by_mouse(clip, display, tmp_path, mode):
     x, y, w, h = first[0]["box"]
     if mode == "box":  # the dragged box, refined inside itself: its centre lies inside the object's true box
         assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh, (first[0], clip.boxes[1])
-    else:  # grown from the clicks (how far depends on the features: random weights here) but covering them
-        assert x <= bx + bw * 0.4 and bx + bw * 0.5 < x + w and y <= by + bh * 0.5 and by + bh * 0.6 < y + h
+    else:  # grown from the clicked patches (how far depends on the features: random weights here), so it meets
+        assert x < bx + bw and bx < x + w and y < by + bh and by < y + h, (first[0], clip.boxes[1])  # the object
