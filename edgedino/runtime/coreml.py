@@ -11,7 +11,8 @@ import numpy as np
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.base import METADATA_KEY, Runtime, RuntimeUnavailable, require
 
-NOT_MACOS = "Core ML prediction needs macOS (Apple's runtime); on Linux edgedino verifies the package statically"
+NOT_MACOS = ("Core ML prediction needs macOS (Apple's runtime); elsewhere `edgedino verify` checks a package "
+             "numerically with edgedino's reference interpreter of the ML program")
 ARRAY_DTYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "DOUBLE": np.float64, "INT32": np.int32, "INT8": np.int8}
 
 
