@@ -14,11 +14,20 @@ def pca_rgb(patch_tokens: np.ndarray, components: int = 3) -> np.ndarray:
     h, w, d = patch_tokens.shape
     x = patch_tokens.reshape(-1, d).astype(np.float64)
     x -= x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    proj = x @ vt[:components].T
+    proj = _top_components(x, components)
     lo, hi = np.percentile(proj, [1, 99], axis=0)
     proj = np.clip((proj - lo) / np.maximum(hi - lo, 1e-8), 0, 1)
     return (proj.reshape(h, w, components) * 255).astype(np.uint8)
+
+
+def _top_components(x: np.ndarray, k: int) -> np.ndarray:
+    """x projected on its top-k principal axes, from the eigenvectors of the smaller Gram matrix (x xᵀ or xᵀ x):
+    the same projection as an SVD, several times faster for a live view."""
+    if x.shape[0] <= x.shape[1]:
+        values, vectors = np.linalg.eigh(x @ x.T)
+        return vectors[:, ::-1][:, :k] * np.sqrt(np.maximum(values[::-1][:k], 0))
+    _, vectors = np.linalg.eigh(x.T @ x)
+    return x @ vectors[:, ::-1][:, :k]
 
 
 def side_by_side(rgb: np.ndarray, features_rgb: np.ndarray) -> np.ndarray:
