@@ -299,3 +299,19 @@ def test_init_from_an_earlier_stage(run6):
     want = load_backbone(run6[0] / "backbone.pth").state_dict()
     for module in (step.student.backbone, step.teacher.backbone, step.gram_teacher):
         assert all(np.array_equal(v, want[k]) for k, v in module.state_dict().items())
+
+
+def test_prototypes_frozen_early_then_trained():
+    import torch
+
+    from edgedino.train import distributed
+    from edgedino.train.ssl import SSLStep
+
+    step = SSLStep(load_config(preset_path("tiny-cpu"), ["heads.freeze_prototypes=0.1"]), distributed.Dist())
+    for s, frozen in ((0, True), (199, True), (200, False)):
+        for p in step.student.parameters():
+            p.grad = torch.ones_like(p)
+        step.after_backward(s)
+        heads = (step.student.dino_head, step.student.ibot_head)
+        assert all((h.prototypes.grad is None) == frozen for h in heads), s
+        assert step.student.dino_head.mlp[0].weight.grad is not None

@@ -34,6 +34,8 @@ class Step(Protocol):
 
     def loss(self, batch: dict, step: int, sched) -> dict[str, torch.Tensor]: ...  # "loss" plus terms, monitors
 
+    def after_backward(self, step: int) -> None: ...  # before clipping: drop gradients that must not apply
+
     def update(self, step: int, sched) -> None: ...  # after the optimizer step (EMA teachers)
 
     def export(self, out: Path) -> list[Path]: ...  # the backbones to hand users
@@ -83,6 +85,7 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
             terms = step_fn.loss(batch, s, sched)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        step_fn.after_backward(s)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, optim_cfg.clip) if optim_cfg.clip else torch.zeros(())
         opt.step()
         step_fn.update(s, sched)

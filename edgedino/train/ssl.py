@@ -16,7 +16,7 @@ from torch import nn
 from edgedino.models import Backbone, create_model, get_config
 from edgedino.train import distributed
 from edgedino.train.checkpoint import export_backbone
-from edgedino.train.config import TrainConfig
+from edgedino.train.config import TrainConfig, fraction
 from edgedino.train.ema import ema_update, frozen_copy
 from edgedino.train.heads import DINOHead
 from edgedino.train.losses import DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
@@ -153,6 +153,14 @@ class SSLStep:
         self.teacher.load_state_dict(self.student.state_dict())
         if self.gram_teacher is not None:
             self.gram_teacher.load_state_dict(self.teacher.backbone.state_dict())
+
+    def after_backward(self, step: int) -> None:
+        """DINO's frozen last layer: no prototype update early on, while every image still looks alike to the
+        backbone (the balanced targets are then uniform and would turn the prototypes away from all features)."""
+        if step < fraction(self.cfg.heads.freeze_prototypes, self.cfg.run.total_steps):
+            for head in (self.student.dino_head, self.student.ibot_head):
+                if head is not None:
+                    head.prototypes.grad = None
 
     def update(self, step: int, sched) -> None:
         ema_update(self.teacher, self.student, sched.momentum)
