@@ -11,6 +11,7 @@ from edgedino.errors import ConfigError
 from edgedino.runtime.head import TASKS, HeadInfo
 
 KINDS = ("linear", "mlp")
+CLIP = 6.0  # standardised head inputs are clipped to +-CLIP
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class Head(nn.Module):
     """Backbone outputs -> logits: classify (B, C); segment (B, h, w, C) at the patch grid, channels last.
 
     The inputs are standardised with the training set's per-dimension mean and std (buffers), as a
-    BatchNorm in eval mode would, so one learning rate suits every backbone.
+    BatchNorm in eval mode would, so one learning rate suits every backbone, and clipped to +-CLIP std: features
+    far outside the training distribution (calibration photos for a digits head) cannot dominate the logits,
+    and an int8 export's per-tensor scale for the head's input stays fine enough for every dimension.
     """
 
     def __init__(self, cfg: HeadConfig):
@@ -67,7 +70,7 @@ class Head(nn.Module):
 
     def logits(self, x: Tensor) -> Tensor:
         """Logits from head inputs (as `inputs` returns them)."""
-        return self.net((x - self.mean) / self.std)
+        return self.net(((x - self.mean) / self.std).clamp(-CLIP, CLIP))
 
     def forward(self, cls: Tensor, patch_tokens: Tensor) -> Tensor:
         return self.logits(self.inputs(self.cfg.task, cls, patch_tokens))
