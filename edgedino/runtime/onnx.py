@@ -18,6 +18,8 @@ class OnnxRuntime(Runtime):
     def __init__(self, path: Path, threads: int | None = None):
         ort = require("onnxruntime")
         options = ort.SessionOptions()
+        # idle worker threads would spin between frames and slow the numpy work (tracking, drawing) that follows
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
