@@ -90,27 +90,24 @@ def batch(folder: Path):
                                             for p in sorted(folder.glob("*.jpg"))]))
 
 
-def fitted_cosine(student, teacher, probe, held_out) -> float:
-    """Patch cosine on held-out images through a least-squares linear map (with bias) fitted on the probe images."""
+def fitted_map(student, teacher, probe):
+    """Least-squares linear map (with bias) from the student's patch tokens to the teacher's, on the probe images."""
     import torch
 
-    from edgedino.train.losses.feature import align_grid, patch_cosine
+    from edgedino.train.losses.feature import align_grid
 
-    def pairs(x):
-        s = student.backbone.forward_features(x)["patch_tokens"]
-        t = align_grid(teacher.backbone.forward_features(x)["patch_tokens"], tuple(s.shape[1:3]))
-        return s, t
-
-    s, t = pairs(probe)
-    a = torch.cat([s.flatten(0, 2), torch.ones(s.shape[0] * s.shape[1] * s.shape[2], 1)], 1).double()
+    s = student.backbone.forward_features(probe)["patch_tokens"]
+    t = align_grid(teacher.backbone.forward_features(probe)["patch_tokens"], tuple(s.shape[1:3]))
+    a = torch.cat([s.flatten(0, 2), torch.ones(s[..., :1].flatten(0, 2).shape)], 1).double()
     w = torch.linalg.lstsq(a, t.flatten(0, 2).double(), driver="gelsd").solution.float()
-    s, t = pairs(held_out)
-    mapped = (torch.cat([s, torch.ones(*s.shape[:3], 1)], -1) @ w)
-    return patch_cosine(mapped, t)
+    return lambda x: torch.cat([x, torch.ones(*x.shape[:3], 1)], -1) @ w
 
 
 def measure(work: Path) -> dict:
-    """Patch and CLS cosine to the teacher on held-out images, for each student at init and trained (its EMA)."""
+    """Patch and CLS cosine to the teacher on held-out images, for each student at init and trained (its EMA).
+
+    "centred": both sides minus the teacher's mean patch token over the probe images, so that the offset every
+    token of this random teacher shares (its random biases) does not count as agreement."""
     import copy
 
     import torch
@@ -126,20 +123,25 @@ def measure(work: Path) -> dict:
     torch.set_grad_enabled(False)
     ckpt = load_checkpoint(work / "run")
     cfg = config_from_dict(ckpt["config"])
-    teacher, kind = load_teacher(cfg.distill.teacher_weights, cfg.distill.teacher, cfg.distill.targets, "cpu")
+    teacher, kind = load_teacher(cfg.distill.teacher_weights, cfg.distill.teacher, cfg.distill.targets, "cpu",
+                                 cfg.run.seed)
     step = DistillStep(cfg, teacher, kind, distributed.Dist())
     held_out, probe = batch(work / "held_out"), batch(work / "probe")
     t = teacher.backbone.forward_features(held_out)
+    mu = teacher.backbone.forward_features(probe)["patch_tokens"].mean((0, 1, 2))
     out = {"held_out_images": held_out.shape[0], "probe_images": probe.shape[0], "steps": ckpt["step"]}
     for name, init in step.students.nets.items():
         trained = copy.deepcopy(init)
         trained.load_state_dict(ckpt[f"ema.{name}"])
         for label, net in (("init", init.eval()), ("trained", trained.eval())):
             s = net(held_out)
+            fitted = fitted_map(net, teacher, probe)(net.backbone.forward_features(held_out)["patch_tokens"])
             out[f"{name}.{label}"] = {
                 "patch_cos": patch_cosine(s["patches_p"], t["patch_tokens"]),
+                "patch_cos_centred": patch_cosine(s["patches_p"] - mu, t["patch_tokens"] - mu),
                 "cls_cos": float(F.cosine_similarity(s["cls_p"], t["cls"], dim=-1).mean()),
-                "patch_cos_fitted_map": fitted_cosine(net, teacher, probe, held_out)}
+                "patch_cos_fitted_map": patch_cosine(fitted, t["patch_tokens"]),
+                "patch_cos_fitted_map_centred": patch_cosine(fitted - mu, t["patch_tokens"] - mu)}
     return out
 
 
@@ -187,8 +189,12 @@ def markdown(out: dict) -> str:
     rows = []
     for name in STUDENTS:
         i, t = c[f"{name}.init"], c[f"{name}.trained"]
-        rows.append(f"| {name} | {i['patch_cos']:.3f} | {t['patch_cos']:.3f} | {i['cls_cos']:.3f} | "
-                    f"{t['cls_cos']:.3f} | {i['patch_cos_fitted_map']:.3f} | {t['patch_cos_fitted_map']:.3f} |")
+        for key, what in (("patch_cos", "patch tokens, own projection"),
+                          ("patch_cos_centred", "patch tokens, own projection, centred"),
+                          ("cls_cos", "CLS, own projection"),
+                          ("patch_cos_fitted_map", "patch tokens, fitted linear map"),
+                          ("patch_cos_fitted_map_centred", "patch tokens, fitted linear map, centred")):
+            rows.append(f"| {name} | {what} | {i[key]:.3f} | {t[key]:.3f} |")
     terms = "\n".join(f"| {k} | {out['first'][k]:.4f} | {out['last'][k]:.4f} |" for k in out["first"])
     exports = "\n".join(
         f"| {a['student']} | {a['target']} | {a['precision']} | {a['status']} | {a.get('size_mb') or 0:.1f} | "
@@ -216,10 +222,12 @@ several times faster.
 
 "own projection": through the run's learned projection (at init: the random one). "fitted map": through a
 least-squares linear map (with bias) from the student's patch tokens to the teacher's, fitted on {probe} training
-images: the fair baseline for a random student. Trained = the EMA student that `<student>.pth` holds.
+images: the fair baseline for a random student. "centred": both sides minus the teacher's mean patch token (on
+the probe images), so that the offset all tokens of this random teacher share does not count as agreement.
+Trained = the EMA student that `<student>.pth` holds.
 
-| student | patch cos (own proj.): init | trained | CLS cos: init | trained | patch cos (fitted map): init | trained |
-|---|---|---|---|---|---|---|
+| student | cosine to the teacher | init | trained |
+|---|---|---|---|
 {rows}
 
 ## Loss terms, first and last step

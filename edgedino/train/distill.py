@@ -18,6 +18,7 @@ from torch import nn
 from edgedino.models import create_model
 from edgedino.train import distributed
 from edgedino.train.checkpoint import export_backbone
+from edgedino.train.config import fraction
 from edgedino.train.distill_config import DistillConfig
 from edgedino.train.ema import ema_update, frozen_copy
 from edgedino.train.losses import DINOLoss, IBOTLoss, koleo_loss, sinkhorn_knopp
@@ -166,6 +167,15 @@ class DistillStep:
         logits = self.teacher.dino_head(t["cls"]).float() / sched.teacher_temp
         p = logits.softmax(-1)
         return {"teacher_entropy": -(p * logits.log_softmax(-1)).sum(-1).mean() / np.log(p.shape[-1])}
+
+    def after_backward(self, step: int) -> None:
+        """Head targets: the students' prototypes stay frozen for heads.freeze_prototypes of the run, as in SSL."""
+        if self.kind != "heads" or step >= fraction(self.cfg.heads.freeze_prototypes, self.cfg.run.total_steps):
+            return
+        for net in self.students.nets.values():
+            for head in (net.dino_head, net.ibot_head):
+                if head is not None:
+                    head.prototypes.grad = None
 
     def update(self, step: int, sched) -> None:
         for name, ema in self.emas.items():

@@ -67,7 +67,7 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
         if resume:
             check_resume(cfg, out, config_from_dict)
         dc = cfg.distill
-        teacher, kind = load_teacher(dc.teacher_weights, dc.teacher, dc.targets, d.device)
+        teacher, kind = load_teacher(dc.teacher_weights, dc.teacher, dc.targets, d.device, cfg.run.seed)
         side = teacher_size(cfg, teacher.backbone.stride)
         step = DistillStep(cfg, teacher, kind, d)
         check_students(cfg, step)

@@ -79,10 +79,14 @@ def read_heads(path: str | Path | None, in_dim: int) -> tuple[DINOHead | None, D
     return _head(teacher, "dino_head.", in_dim), _head(teacher, "ibot_head.", in_dim)
 
 
-def load_teacher(weights: str | None, model: str | None, targets: str, device: str) -> tuple[Teacher, str]:
-    """The frozen teacher and the targets it will give ("heads" or "features"), said on stderr."""
+def load_teacher(weights: str | None, model: str | None, targets: str, device: str,
+                 seed: int = 0) -> tuple[Teacher, str]:
+    """The frozen teacher and the targets it will give ("heads" or "features"), said on stderr.
+
+    Without weights the teacher is random from `seed` (smoke tests): the same teacher again on --resume."""
     from edgedino.checkpoints import RandomWeightsWarning, load_backbone
 
+    torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         backbone = load_backbone(weights, model or (None if weights else "vitl16"))
