@@ -262,8 +262,20 @@ def report(work: Path, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
     (results / "distill.json").write_text(json.dumps(out, indent=2) + "\n")
     plot(records, results / "distill.png")
-    (results / "distill.md").write_text(markdown(out))
-    print(markdown(out))
+    text = markdown(out) + gpu_section(results.parent / "nvidia-h100" / "distill_check.txt")
+    (results / "distill.md").write_text(text)
+    print(text)
+
+
+def gpu_section(log: Path) -> str:
+    """The H100 check's summary lines (benchmarks/distill_gpu_check.sh), when its log was saved beside the results."""
+    if not log.exists():
+        return ""
+    lines = [ln for ln in log.read_text().splitlines() if ln.startswith(("resume:", "images/s"))]
+    return ("\n## The same code on one H100\n\n`benchmarks/distill_gpu_check.sh` (../nvidia-h100/distill_check.txt): "
+            "random vitb16 teacher -> vits16 + convnext_tiny at 224 px, batch 64, bf16 autocast, the 8 shipped photos "
+            "(8 loader workers), 20 steps; then 10 steps + `--resume` for 10 more:\n\n"
+            + "".join(f"- {ln}\n" for ln in lines))
 
 
 def main() -> None:
