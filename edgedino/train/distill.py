@@ -94,8 +94,8 @@ class DistillStep:
         return [g for net in self.students.nets.values() for g in param_groups(net, "backbone.", net.backbone, decay)]
 
     def teacher_input(self, batch: dict, globals_: torch.Tensor) -> torch.Tensor:
-        """The global crops the teacher sees: the same views at teacher_scale x the side when it is not 1."""
-        if self.cfg.distill.teacher_scale == 1:
+        """The global crops the teacher sees: the same views at teacher_scale x the side (the loader's "global_hr")."""
+        if "global_hr" not in batch:  # teacher_scale 1: the transform made no larger crops
             return globals_
         return crop_major(batch["global_hr"]).to(self.d.device)
 
