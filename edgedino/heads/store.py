@@ -121,7 +121,7 @@ def backbone_for(hf: HeadFile, weights: str | None = None, model: str | None = N
         weights = rec.weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        backbone = load_backbone(weights, rec.model)
+        backbone = load_backbone(weights, None if weights else rec.model)  # a file's own config: "custom" ones too
     if weights is None:
         backbone.reset_parameters(seed=rec.seed)
     if backbone_digest(backbone) != rec.digest:
