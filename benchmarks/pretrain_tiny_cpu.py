@@ -113,11 +113,10 @@ def plot(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def report(shared: Path, work: Path, results: Path) -> None:
+def report(shared: Path, work: Path, results: Path, run: Path, name: str) -> None:
     from edgedino.bench.machine import cpu, versions
     from edgedino.train.metrics import read_metrics
 
-    run = work / "run"
     records = read_metrics(run)
     init = random_init(run, work / "init.pth")
     numbers = {"random_init": score(init, work, shared), "trained": score(run / "backbone.pth", work, shared)}
@@ -130,13 +129,13 @@ def report(shared: Path, work: Path, results: Path) -> None:
            "last": {k: records[-1][k] for k in ("loss", "dino", "ibot", "koleo", "gram")},
            **numbers, "machine": cpu(), "versions": versions()}
     results.mkdir(parents=True, exist_ok=True)
-    (results / "pretrain_tiny_cpu.json").write_text(json.dumps(out, indent=2) + "\n")
-    plot(records, results / "pretrain_tiny_cpu.png")
+    (results / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")
+    plot(records, results / f"{name}.png")
     rows = [("k-NN digits top-1, k=10 (%)", "knn_k10"), ("k-NN digits top-1, k=20 (%)", "knn_k20"),
             ("linear probe digits top-1 (%)", "linear"), ("dense correspondence (%)", "dense")]
     table = "\n".join(f"| {name} | {numbers['random_init'][k]:.1f} | {numbers['trained'][k]:.1f} |" for name, k in rows)
     print(table)
-    (results / "pretrain_tiny_cpu.md").write_text(TEMPLATE.format(table=table, **out, cpu=out["machine"]["model"]))
+    (results / f"{name}.md").write_text(TEMPLATE.format(table=table, **out, cpu=out["machine"]["model"]))
 
 
 TEMPLATE = """# tiny-cpu pretraining: trained vs random init
@@ -151,7 +150,8 @@ OMP_NUM_THREADS=1: with 2 torch threads on the overloaded cores a step took 5-8x
 {table}
 
 - Model: tiny-cpu (ViT/8, dim 128, 4 blocks, 4 registers), 64 px global / 32 px local crops, K = 1024, DINO + iBOT
-  + KoLeo from step 0, Gram anchoring from step 300 (Gram teacher refreshed at 300 and 500). Random init is the same
+  + KoLeo from step 0, prototypes frozen for the first 15 % (heads.freeze_prototypes), Gram anchoring from step 300
+  (Gram teacher refreshed at 300 and 500). Random init is the same
   model with the run's seed (the weights step 0 starts from). The teacher (backbone.pth) is scored.
 - Data: 7 photos of OpenCV's samples (short side 256, weight 30) and every 2nd frame of vtest.avi (398 frames,
   short side 192). Not trained on: digits.png and the 4 photos of the dense metric.
@@ -170,8 +170,13 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("/tmp/pretrain_bench"))
     p.add_argument("--results", type=Path, default=Path("benchmarks/results/intel-xeon-2c"))
+    p.add_argument("--run", type=Path, help="the run folder to score (default WORK/run)")
+    p.add_argument("--name", default="pretrain_tiny_cpu", help="file name of the results (default pretrain_tiny_cpu)")
     a = p.parse_args()
-    prepare(a.shared, a.work) if a.stage == "prepare" else report(a.shared, a.work, a.results)
+    if a.stage == "prepare":
+        prepare(a.shared, a.work)
+    else:
+        report(a.shared, a.work, a.results, a.run or a.work / "run", a.name)
 
 
 if __name__ == "__main__":
