@@ -63,6 +63,7 @@ CASES = [
     ("sub", lambda x, y: mb.sub(x=x, y=y), dict(x=X3, y=XY), lambda x, y: x - y),
     ("mul", lambda x, y: mb.mul(x=x, y=y), dict(x=X3, y=XY), lambda x, y: x * y),
     ("real_div", lambda x, y: mb.real_div(x=x, y=y), dict(x=X3, y=np.abs(XY) + 0.5), lambda x, y: x / y),
+    ("clip", lambda x: mb.clip(x=x, alpha=-0.5, beta=0.7), dict(x=X3), lambda x: x.clamp(-0.5, 0.7)),
     ("matmul", lambda x, y: mb.matmul(x=x, y=y, transpose_y=True), dict(x=rand(2, 5, 8), y=rand(2, 6, 8)),
      lambda x, y: x @ y.mT),
     ("linear", lambda x: mb.linear(x=x, weight=W, bias=B), dict(x=rand(2, 7, 64)), lambda x: F.linear(x, T(W), T(B))),

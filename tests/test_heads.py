@@ -250,3 +250,11 @@ def test_mask_with_a_value_outside_the_classes_is_named(data, tmp_path):
     cv2.imwrite(str(tmp_path / "m.png"), np.full((8, 8), 7, np.uint8))
     with pytest.raises(EdgeDinoError, match="value 7 is not a class index"):
         read_mask(tmp_path / "m.png", 3)
+
+
+def test_core_ml_head_is_verified_by_the_reference_interpreter(segmenter, tmp_path):
+    result = export(targets="coreml", precisions=["fp32", "int8"], head=segmenter.head_path, calib_size=8,
+                    imgsz=160, out=tmp_path, log=print)
+    for a in result.artifacts:
+        assert a.status == "ok", (a.precision, a.message)
+        assert [p for p in a.parity if p["output"] == "logits"]

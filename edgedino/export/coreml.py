@@ -118,13 +118,22 @@ def _quantize_activations(prog, calib) -> None:
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig
 
-    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric"))
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric"),
+                                op_name_configs={name: None for name in _head_ops(prog)})
     ranges = activation_ranges(prog, calib)
     for name in ("insert_prefix_quantize_dequantize_pair", "insert_suffix_quantize_dequantize_pair"):
         graph_pass = PASS_REGISTRY[f"compression::{name}"]
         graph_pass.set_options([PassOption("config", config), PassOption("activation_stats", ranges)])
         graph_pass(prog)
     PASS_REGISTRY["common::dequantize_quantize_pair_elimination"](prog)
+
+
+def _head_ops(prog) -> list[str]:
+    """Ops that take a task head's weights (edgedino.heads): they stay float in int8, as on the other targets,
+    because the logits' calibrated range comes out too narrow and clips them."""
+    return [op.name for op in prog.functions["main"].operations
+            if any(v is not None and v.op is not None and v.op.op_type == "const" and "head_" in v.name
+                   for v in op.inputs.values() if not isinstance(v, (list, tuple)))]
 
 
 def _weight_config(precision: str):

@@ -164,6 +164,7 @@ OPS = {
     "sub": lambda a: a["x"] - a["y"],
     "mul": lambda a: a["x"] * a["y"],
     "real_div": lambda a: a["x"] / a["y"],
+    "clip": lambda a: np.clip(a["x"], a["alpha"], a["beta"]),
     "matmul": matmul,
     "linear": linear,
     "conv": conv,
