@@ -18,7 +18,7 @@ from edgedino.export import THRESHOLDS, export
 from edgedino.runtime import HeadInfo, load
 
 ROOT = Path(__file__).resolve().parents[1]
-DIGITS = ROOT / "tests" / "data" / "digits.png"  # 40 of each digit from OpenCV's samples/data/digits.png
+DIGITS = ROOT / "edgedino" / "assets" / "digits.png"  # 40 of each digit from OpenCV's samples/data/digits.png
 TEXTURES = ("baboon", "fruits")
 
 

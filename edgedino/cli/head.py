@@ -45,7 +45,8 @@ def register(sub) -> None:
     t.set_defaults(run=run_train)
     s = actions.add_parser("samples", help="write a small labelled dataset made from real images")
     s.add_argument("--task", required=True, choices=("classify", "segment"))
-    s.add_argument("--source", help="classify: a digits sheet (default: OpenCV's digits.png piece in tests/data); "
+    s.add_argument("--source", help="classify: a sheet of 20x20 digits (default: a piece of OpenCV's "
+                                    "digits.png shipped with edgedino); "
                                     "segment: a folder of photos (default: the photos shipped with edgedino)")
     s.add_argument("--textures", default="baboon,fruits", help="segment: the photos (file stems) cut into shapes "
                                                                 "and pasted on the others; one class each "
@@ -93,9 +94,10 @@ def run_samples(args) -> int:
     if out.exists() and any(out.iterdir()):
         raise EdgeDinoError(f"--out {out} exists and is not empty")
     if args.task == "classify":
-        sheet = Path(args.source) if args.source else Path(__file__).resolve().parents[2] / "tests/data/digits.png"
+        sheet = Path(args.source) if args.source else Path(__file__).resolve().parents[1] / "assets" / "digits.png"
         if not sheet.is_file():
-            raise EdgeDinoError(f"digits sheet not found: {sheet} (pass --source ../shared/data/digits.png)")
+            raise EdgeDinoError(f"digits sheet not found: {sheet} "
+                                 "(pass --source, e.g. OpenCV's samples/data/digits.png)")
         samples.digits(sheet, out, args.count)
     else:
         photos = (sorted(p for p in Path(args.source).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
