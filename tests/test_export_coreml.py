@@ -167,3 +167,28 @@ def test_runtime_reads_metadata_without_torch(convert):
             f"print(read_metadata({str(path)!r})['model'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "convnext_test", out.stderr[-2000:]
+
+
+def test_a_tiny_input_exports_every_precision_and_tokens_are_not_weights(tmp_path):
+    """Regression: at 32x32 the class and register token constants, read by a concat through its list input, are as
+    large as the RoPE tables; coremltools' get_weights_metadata failed on them ('list' object has no attribute 'val')
+    for every precision."""
+    import coremltools as ct
+
+    from edgedino.export import export
+    from edgedino.export.coreml import MIN_WEIGHT_SIZE, WEIGHT_INPUTS
+    from edgedino.export.coreml_consts import main_ops, size, uses, weight_names
+
+    result = export("coreml", model="vit_test", precisions=list(PRECISIONS), imgsz=32, out=tmp_path,
+                    log=lambda line: None)
+    assert [(a.precision, a.status) for a in result.artifacts] == [(p, "ok") for p in PRECISIONS], \
+        [a.message for a in result.artifacts]
+    spec = ct.utils.load_spec(str(tmp_path / "vit_test_32_fp32.mlpackage"))
+    ops = main_ops(spec)
+    readers = uses(ops)
+    tokens = [op.outputs[0].name for op in ops if op.type == "const" and ("concat", "values") in
+              readers[op.outputs[0].name]]
+    assert len(tokens) == 2 and all(size(op) >= 64 for op in ops if op.outputs[0].name in tokens)
+    every = weight_names(spec, WEIGHT_INPUTS, 1)
+    assert not set(tokens) & set(every) and set(weight_names(spec, WEIGHT_INPUTS, MIN_WEIGHT_SIZE)) <= set(every)
+    assert all(set(k for _, k in readers[n]) <= {"weight", "x", "y"} for n in every) and len(every) >= 9

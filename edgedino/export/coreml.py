@@ -18,6 +18,7 @@ import torch
 from edgedino.errors import EdgeDinoError
 from edgedino.export.coreml_calib import activation_ranges
 from edgedino.export.coreml_checks import check_package
+from edgedino.export.coreml_consts import weight_names
 from edgedino.export.spec import PRECISIONS
 from edgedino.export.target import Conversion, Target, register
 from edgedino.runtime.base import METADATA_KEY
@@ -150,12 +151,7 @@ def _weight_config(precision: str):
 
 def _weight_names(model) -> list[str]:
     """Names of the constants that feed a conv/linear/matmul as its weight (not RoPE tables, biases, ...)."""
-    from coremltools.optimize.coreml import get_weights_metadata
-
-    meta = get_weights_metadata(model, weight_threshold=MIN_WEIGHT_SIZE)
-    return [name for name, m in meta.items()
-            if m.child_ops and all(name in [c.params_name_mapping.get(k) for k in WEIGHT_INPUTS.get(c.op_type, ())]
-                                   for c in m.child_ops)]
+    return weight_names(model.get_spec(), WEIGHT_INPUTS, MIN_WEIGHT_SIZE)
 
 
 def _compress_weights(model, precision: str):

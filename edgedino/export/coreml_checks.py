@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
+from edgedino.export.coreml_consts import input_names, main_ops, uses
 from edgedino.export.target import Conversion
 from edgedino.runtime.base import METADATA_KEY
 
@@ -34,14 +35,10 @@ def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: d
     if spec.WhichOneof("Type") != "mlProgram":
         raise EdgeDinoError(f"{path.name}: a Core ML {spec.WhichOneof('Type')}, not an ML program")
     fn = spec.mlProgram.functions["main"]
-    ops = list(fn.block_specializations[fn.opset].operations)
+    ops = main_ops(spec)
     return [f"package loads: ML program, spec version {spec.specificationVersion}, opset {fn.opset}, {len(ops)} ops",
-            _check_input(spec, conv), _check_outputs(spec, conv), _check_rope(model, conv),
+            _check_input(spec, conv), _check_outputs(spec, conv), _check_rope(spec, path, conv),
             _check_weights(ops, conv.spec.precision, weight_inputs, min_size), _check_metadata(spec, metadata)]
-
-
-def _names(op, key: str) -> list[str]:
-    return [a.name for a in op.inputs[key].arguments if a.name] if key in op.inputs else []
 
 
 def _mil_type(tensor_type) -> str:
@@ -78,20 +75,16 @@ def _check_outputs(spec, conv: Conversion) -> str:
 def _weights(ops, weight_inputs: dict) -> dict:
     """Weight var name -> the op producing it, for every constant conv/linear/matmul weight input."""
     producer = {out.name: op for op in ops for out in op.outputs}
-    names = {n for op in ops for key in weight_inputs.get(op.type, ()) for n in _names(op, key)}
+    names = {n for op in ops for key in weight_inputs.get(op.type, ()) for n in input_names(op, key)}
     return {n: producer[n] for n in names if producer[n].type == "const" or producer[n].type.startswith("constexpr_")}
 
 
 def _check_constexpr_targets(ops, weight_inputs: dict) -> None:
     """Every decompression op must feed a weight input (or another decompression op), nothing else."""
-    uses = defaultdict(list)
-    for op in ops:
-        for key in op.inputs:
-            for name in _names(op, key):
-                uses[name].append((op.type, key))
+    readers = uses(ops)
     for op in ops:
         if op.type.startswith("constexpr_"):
-            bad = [(t, k) for t, k in uses[op.outputs[0].name]
+            bad = [(t, k) for t, k in readers[op.outputs[0].name]
                    if not t.startswith("constexpr_") and k not in weight_inputs.get(t, ())]
             if bad:
                 raise EdgeDinoError(f"Core ML compressed {op.outputs[0].name!r}, which is not a weight: "
@@ -158,18 +151,21 @@ def _check_activations(ops, precision: str) -> str:
     return f"; activations int8 ({count['quantize']} quantize, {count['dequantize']} dequantize)" if count else ""
 
 
-def _check_rope(model, conv: Conversion) -> str:
+def _check_rope(spec, path: Path, conv: Conversion) -> str:
     """The RoPE sin/cos tables must be stored as plain float constants, not compressed."""
-    from coremltools.optimize.coreml import get_weights_metadata
+    from edgedino.export.coreml_interp.package import Blobs, constant, model_files, shape_of
 
     rope = getattr(conv.module.backbone, "rope_embed", None)
     if rope is None or rope.frozen_hw is None:
         return "RoPE: none in this model"
     tables = {"sin": rope.frozen_sin.numpy(), "cos": rope.frozen_cos.numpy()}
-    consts = get_weights_metadata(model, weight_threshold=min(t.size for t in tables.values()) - 1)
+    ops = main_ops(spec)
+    readers, blobs = uses(ops), Blobs(model_files(path)[1])
     for kind, table in tables.items():
-        if not any(m.val.shape == table.shape and np.allclose(m.val.astype(np.float32), table, atol=2e-3)
-                   and not any(c.op_type.startswith("constexpr_") for c in m.child_ops) for m in consts.values()):
+        plain = [op for op in ops if op.type == "const" and shape_of(op.outputs[0].type.tensorType) == table.shape
+                 and not any(t.startswith("constexpr_") for t, _ in readers[op.outputs[0].name])]
+        if not any(np.allclose(constant(op.attributes["val"], blobs).astype(np.float32), table, atol=2e-3)
+                   for op in plain):
             raise EdgeDinoError(f"Core ML package: the RoPE {kind} table {table.shape} is not a plain constant "
                                 "(compressed?)")
     return f"RoPE: sin/cos tables {tables['sin'].shape} stored uncompressed"
