@@ -16,13 +16,16 @@ def register(sub) -> None:
         description="Run an artifact (.onnx, .xml, .mlpackage, .tflite) in the runtimes this machine has and "
                     "compare each output with PyTorch fp32 on real images, using the model and weights recorded "
                     "in its metadata. The weights file is found by its recorded name next to the artifact or in "
-                    "the current folder, or given with --weights; its SHA-256 must match. Core ML packages run "
+                    "the current folder, or given with --weights; its SHA-256 must match. An artifact with a task "
+                    "head has its logits compared too, with the head file found or given (--head) the same way. "
+                    "Core ML packages run "
                     "in edgedino's reference interpreter of the ML program (and in Core ML on macOS). Exit 0: "
                     "every runtime meets the precision's threshold; 1: one does not; 2: it cannot be verified.",
         examples="""
             edgedino verify exports/vits16_224_int8.mlpackage --images my_images/
             edgedino verify exports/vits16_224_fp16.onnx --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth
             edgedino verify exports/convnext_tiny_224_int8.tflite --images street.mp4 --json verify.json
+            edgedino verify exports/vits16_classify_224_int8.onnx --head digits_head.pth
         """,
     )
     p.add_argument("artifact", help="the exported file (.onnx, .xml, .tflite) or package folder (.mlpackage)")
@@ -30,8 +33,23 @@ def register(sub) -> None:
                                     "with edgedino)")
     p.add_argument("--weights", help="the weights file the artifact was exported from (default: its recorded "
                                      "name, next to the artifact or in the current folder)")
+    p.add_argument("--head", help="the head file an artifact with a task head was exported with (default: its "
+                                  "recorded name, next to the artifact or in the current folder)")
     p.add_argument("--json", help="also write the result as JSON to this file")
     p.set_defaults(run=run)
+
+
+def _located(what: str, flag: str, name: str, digest: str, artifact: Path, given: str | None, sha256) -> str:
+    """The file `name` (given, or next to the artifact, or in the current folder) whose `sha256` is `digest`."""
+    candidates = [Path(given)] if given else [artifact.parent / name, Path.cwd() / name]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        where = given or f"{artifact.parent} or {Path.cwd()}"
+        raise EdgeDinoError(f"{artifact.name} was exported {what} {name}, not found in {where}: pass {flag} PATH")
+    if sha256(str(found)) != digest:
+        raise EdgeDinoError(f"{found} is not the {flag.removeprefix('--')} file {artifact.name} was exported {what} "
+                            f"(SHA-256 {sha256(str(found))[:12]}…, recorded {name} {digest[:12]}…)")
+    return str(found)
 
 
 def weights_file(meta: dict, artifact: Path, given: str | None) -> str:
@@ -43,15 +61,26 @@ def weights_file(meta: dict, artifact: Path, given: str | None) -> str:
         raise EdgeDinoError(f"{artifact.name} was exported with random weights (edgedino does not seed them), so "
                             "they cannot be regenerated and there is nothing to compare it with: export from a "
                             "weights file (--weights) to get a verifiable artifact")
-    candidates = [Path(given)] if given else [artifact.parent / name, Path.cwd() / name]
-    found = next((c for c in candidates if c.exists()), None)
-    if found is None:
-        where = given or f"{artifact.parent} or {Path.cwd()}"
-        raise EdgeDinoError(f"{artifact.name} was exported from {name}, not found in {where}: pass --weights PATH")
-    if weights_sha256(str(found)) != digest:
-        raise EdgeDinoError(f"{found} is not the weights {artifact.name} was exported from "
-                            f"(SHA-256 {weights_sha256(str(found))[:12]}…, recorded {digest[:12]}…)")
-    return str(found)
+    return _located("from", "--weights", name, digest, artifact, given, weights_sha256)
+
+
+def head_file(meta: dict, artifact: Path, given: str | None) -> str | None:
+    """The head file the artifact was exported with, located and checked by SHA-256; None for a backbone, or a
+    head whose file the metadata does not record (exported before edgedino recorded it) when none is given."""
+    from edgedino.export.metadata import head_sha256
+
+    record = meta.get("head")
+    if not record:
+        if given:
+            raise EdgeDinoError(f"{artifact.name} has no task head: verify it without --head")
+        return None
+    name, digest = record.get("file"), record.get("sha256")
+    if not name or not digest:
+        if given:
+            raise EdgeDinoError(f"{artifact.name} does not record which head file it was exported with, so {given} "
+                                "cannot be checked against it: export it again with --head to verify its logits")
+        return None
+    return _located("with", "--head", name, digest, artifact, given, head_sha256)
 
 
 def run(args) -> int:
@@ -64,6 +93,7 @@ def run(args) -> int:
     from edgedino.export.module import ExportModule
     from edgedino.export.spec import THRESHOLDS
     from edgedino.export.target import all_targets
+    from edgedino.heads import load_head
     from edgedino.runtime.frames import model_inputs, read_frames
 
     path = Path(args.artifact)
@@ -78,15 +108,19 @@ def run(args) -> int:
     if not meta.get("model") or meta.get("precision") not in THRESHOLDS:
         raise EdgeDinoError(f"{path.name} has no edgedino metadata (model, precision): was it exported by edgedino?")
     weights = weights_file(meta, path, args.weights)
+    head = head_file(meta, path, args.head)
     shape, input_format = meta["input"]["shape"], meta["input"]["dtype"]
     size = tuple(shape[1:3] if input_format == "uint8" else shape[2:4])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = ExportModule(load_backbone(weights, meta["model"]), size, input_format)
+        module = ExportModule(load_backbone(weights, meta["model"]), size, input_format,
+                              head=load_head(head).head if head else None)
     inputs = model_inputs(read_frames(args.images, VERIFY_IMAGES), size, input_format)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {weights} on {len(inputs)} images")
-    if "head" in meta:
+    if head:
+        log(f"task head from {head}: its logits are compared too")
+    elif "head" in meta:
         log("note: the artifact has a task head, whose file its metadata does not record: only the backbone's "
             "outputs are compared")
     result = ArtifactResult(target.name, meta["precision"], str(path), "exported", size_mb=_size(path) / 1e6,

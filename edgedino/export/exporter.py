@@ -157,7 +157,8 @@ def export(
     for i, (target, precision) in enumerate(pairs, 1):
         spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}))
         log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
-        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log, head_module)
+        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log, head_module,
+                      head)
         if result.status == "exported" and verify_outputs:
             verify_artifact(result, target, verify_inputs, reference, log)
         elif result.status == "exported":
@@ -168,7 +169,7 @@ def export(
 
 
 def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log,
-         head=None) -> ArtifactResult:
+         head=None, head_file: str | Path | None = None) -> ArtifactResult:
     """Convert into a staging folder, run the static checks, then publish under the final name."""
     name = f"{backbone.cfg.name}_{head.cfg.task}" if head is not None else backbone.cfg.name
     final = out / (spec.filename(name) + target.suffix)
@@ -178,7 +179,7 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, o
     try:
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
                               head=copy.deepcopy(head))
-        conv = Conversion(module, spec, calib, build_metadata(module, spec))
+        conv = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
         staged = staging / final.name
         with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
             target.convert(conv, staged)

@@ -28,8 +28,10 @@ def weights_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
-    """A JSON-serialisable dict; targets add their converter versions and embed it as one string."""
+def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path | None = None) -> dict:
+    """A JSON-serialisable dict; targets add their converter versions and embed it as one string.
+
+    A task head's record names its file and SHA-256 (`head_file`), so `edgedino verify` can find and check it."""
     backbone = module.backbone
     weights = getattr(backbone.source, "path", None)
     h, w = spec.imgsz
@@ -47,10 +49,23 @@ def build_metadata(module: ExportModule, spec: ExportSpec) -> dict:
         "std": [float(v) for v in (module.std.flatten() / 255)],
         "stride": backbone.stride,
         "outputs": {name: list(shapes[name]) for name in module.output_names},
-        **({"head": module.head.cfg.info().to_dict()} if module.head is not None else {}),
+        **({"head": _head_record(module, head_file)} if module.head is not None else {}),
         "target": spec.target,
         "precision": spec.precision,
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
         "created": datetime.date.today().isoformat(),
         "license": DINOV3_NOTICE if weights else RANDOM_NOTICE,
     }
+
+
+def _head_record(module: ExportModule, head_file: str | Path | None) -> dict:
+    """What the head predicts, and which head file it came from (when there is one)."""
+    record = module.head.cfg.info().to_dict()
+    if head_file is None:
+        return record
+    return {**record, "file": Path(head_file).name, "sha256": head_sha256(head_file)}
+
+
+def head_sha256(path: str | Path) -> str:
+    """SHA-256 of a head file (small, so read whole and never cached: a file rewritten in place is seen)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
