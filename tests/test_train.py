@@ -67,6 +67,13 @@ def test_configs_stages_presets_and_overrides():
         preset_path("nope")
 
 
+def test_exponent_numbers_are_floats_everywhere():
+    """PyYAML reads `1e-5` as a string; under model.arch (a dict, not coerced) that crashed model creation."""
+    cfg = load_config(preset_path("tiny-cpu"), ["model.arch.layerscale_init=1e-5", "optim.lr=2E-4"])
+    assert cfg.model.arch["layerscale_init"] == 1e-5 and cfg.optim.lr == 2e-4
+    assert load_config(preset_path("tiny-cpu"), ["run.log_every=12"]).run.log_every == 12
+
+
 def test_layer_decay_and_weight_decay_groups():
     from edgedino.train.optim import param_groups
     from edgedino.train.ssl import SSLModel, build_backbone
@@ -118,7 +125,7 @@ def test_tiny_run_end_to_end(run6, tmp_path):
     assert [r["step"] for r in records] == list(range(6))
     for r in records:
         assert all(np.isfinite(r[t]) for t in TERMS), r
-        assert {"lr", "momentum", "images_per_s", "teacher_entropy", "feature_std"} <= set(r)
+        assert {"lr", "momentum", "images_per_s", "teacher_entropy", "target_entropy", "feature_std"} <= set(r)
     assert records[0]["gram"] >= 0 and records[-1]["gram"] > 0
     assert "backbone.pth" in result.stdout and "steps done" in result.stdout
     net = load_backbone(out / "backbone.pth")
@@ -315,3 +322,26 @@ def test_prototypes_frozen_early_then_trained():
         heads = (step.student.dino_head, step.student.ibot_head)
         assert all((h.prototypes.grad is None) == frozen for h in heads), s
         assert step.student.dino_head.mlp[0].weight.grad is not None
+
+
+def test_tiny_cpu_teacher_targets_tell_images_apart_at_step_0(image_batch):
+    """The tiny-cpu teacher's Sinkhorn targets must differ between the 8 photos from the first step.
+
+    With DINOv3's LayerScale 1e-5 every photo got the same CLS (spread 0.000), the balanced targets were exactly
+    uniform (entropy 1.0, DINO loss ln K whatever the student does) and the heads learned uniform outputs.
+    """
+    import torch
+
+    from edgedino.train import distributed
+    from edgedino.train.losses import sinkhorn_knopp
+    from edgedino.train.ssl import SSLStep
+
+    cfg = load_config(preset_path("tiny-cpu"))
+    step = SSLStep(cfg, distributed.Dist())
+    with torch.no_grad():
+        t = step.teacher.backbone.forward_features(torch.from_numpy(image_batch((64, 64))))
+        logits = step.teacher.dino_head(t["cls"])
+        targets = sinkhorn_knopp(logits, cfg.loss.teacher_temp_start, cfg.loss.sinkhorn_iterations)
+        m = step.monitors(t["cls"], logits, targets, cfg.loss.teacher_temp_start)
+    assert float(m["feature_std"]) > 0.3
+    assert float(m["target_entropy"]) < 0.95

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from edgedino.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 STAGES = ("pretrain", "gram_anchor", "high_res_adapt")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but `1e-5` is a float as in YAML 1.2 (PyYAML reads it as a string, and dict-valued
+    keys such as model.arch are not coerced by their field's type)."""
+
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$")
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))
 
 
 @dataclass
@@ -138,7 +148,7 @@ def _read(path: Path, seen: tuple = ()) -> list[dict]:
     """A YAML file's dicts, its `base:` chain first (a stage name or a path relative to the file)."""
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.load(path.read_text(), Loader=_Loader) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a YAML mapping")
     base = data.pop("base", None)
@@ -160,7 +170,7 @@ def parse_override(text: str) -> dict:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = yaml.load(value, Loader=_Loader)
     return out
 
 

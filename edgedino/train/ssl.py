@@ -121,7 +121,7 @@ class SSLStep:
         if self.gram_teacher is not None:
             terms["gram"] = self.gram(batch, globals_, s["patches"])
             total = total + sched.gram_weight * terms["gram"]
-        return {"loss": total, **terms, **self.monitors(t["cls"], t_logits, sched.teacher_temp)}
+        return {"loss": total, **terms, **self.monitors(t["cls"], t_logits, t_probs, sched.teacher_temp)}
 
     def gram(self, batch: dict, globals_: torch.Tensor, student_patches: torch.Tensor) -> torch.Tensor:
         """Gram anchoring against the frozen snapshot; its input is the 2x crops when gram.high_res is set."""
@@ -132,13 +132,18 @@ class SSLStep:
         return gram_loss(student_patches, target)
 
     @torch.no_grad()
-    def monitors(self, teacher_cls: torch.Tensor, logits: torch.Tensor, temp: float) -> dict[str, torch.Tensor]:
-        """Collapse signals: normalised entropy of the teacher's softmax, spread of its L2-normalised CLS."""
+    def monitors(self, teacher_cls: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor,
+                 temp: float) -> dict[str, torch.Tensor]:
+        """Collapse signals: normalised entropies of the teacher's softmax and of its Sinkhorn targets (1 = uniform:
+        the DINO loss is then ln K whatever the student does), spread of its L2-normalised CLS."""
         logits = logits.float() / temp
         p = logits.softmax(-1)
         entropy = -(p * logits.log_softmax(-1)).sum(-1).mean() / np.log(p.shape[-1])
+        q = targets.float()
+        target_entropy = -(q * q.clamp_min(1e-30).log()).sum(-1).mean() / np.log(q.shape[-1])
         cls = nn.functional.normalize(teacher_cls.float(), dim=-1)
-        return {"teacher_entropy": entropy, "feature_std": cls.std(0).mean() * cls.shape[-1] ** 0.5}
+        return {"teacher_entropy": entropy, "target_entropy": target_entropy,
+                "feature_std": cls.std(0).mean() * cls.shape[-1] ** 0.5}
 
     def init_from(self, path: str) -> None:
         """Start from an earlier stage: a training checkpoint (its teacher, heads included) or any backbone file."""
