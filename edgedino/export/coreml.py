@@ -4,6 +4,13 @@ Only conv/linear/matmul weights are compressed, never other constants such as th
 Core ML cannot run on Linux, so edgedino's reference interpreter of the ML program does what Core ML would:
 it measures int8 activation ranges (edgedino.export.coreml_calib) instead of coremltools' calibration, which
 needs macOS, and checks every saved package numerically against PyTorch (edgedino.export.coreml_check).
+
+int8 quantizes the activations that enter conv and linear only, as the ONNX, OpenVINO and TFLite targets do;
+the residual adds stay float16. coremltools would also quantize `add`, which breaks models whose LayerScale is
+small (default init, distilled students): a per-tensor int8 residual stream rounds the small cls/register tokens
+away (vit_test cls cosine 0.94), and its scale normalisation of a quantized add (dequantize scales s_x/s_y,
+s_y -> 1) puts the residual on a scale up to 35040x its own when the LayerScale branch's range is tiny, so the
+float16 add overflows to inf (convnext_test patch cosine 0.66).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ INPUT_NAME = "image"
 MIN_TARGET = "iOS17"  # int8 activations (quantize/dequantize ops) need the iOS17 opset
 WEIGHT_INPUTS = {"conv": ("weight",), "linear": ("weight",), "matmul": ("x", "y")}  # op -> inputs that are weights
 MIN_WEIGHT_SIZE = 2048  # coremltools' default: smaller weights stay float, compressing them saves nothing
+# int8 activations into these ops only: the residual adds (and pools) stay float16 (see the module docstring).
+QUANTIZED_OPS = ("conv", "linear")
 
 
 @register
@@ -114,12 +123,13 @@ def _to_mil(module: torch.nn.Module, precision: str, target):
 
 
 def _quantize_activations(prog, calib) -> None:
-    """Insert int8 quantize/dequantize pairs around conv/linear/add, with ranges measured on `calib`."""
+    """Insert int8 quantize/dequantize pairs around conv/linear (QUANTIZED_OPS), with ranges measured on `calib`."""
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig
 
-    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric"),
+    int8 = OpLinearQuantizerConfig(mode="linear_symmetric")
+    config = OptimizationConfig(op_type_configs={op: int8 for op in QUANTIZED_OPS},
                                 op_name_configs={name: None for name in _head_ops(prog)})
     ranges = activation_ranges(prog, calib)
     for name in ("insert_prefix_quantize_dequantize_pair", "insert_suffix_quantize_dequantize_pair"):
