@@ -1,8 +1,12 @@
 """Diagnostic for the tiny-cpu head collapse: short runs, the DINO loss against ln K and the teacher's entropies.
 
-    python benchmarks/pretrain_collapse_diag.py run --work /tmp/pretrain_bench --steps 150 \
-        ls1e-5 model.arch.layerscale_init=1.0e-5
-    python benchmarks/pretrain_collapse_diag.py table /tmp/ptd/ls1.0e-5 /tmp/ptd/ls0.1 /tmp/ptd/ls1.0
+    OLD="loss.teacher_temp=0.07 loss.teacher_temp_start=0.04 loss.teacher_temp_warmup=0.1"  # the earlier preset's
+    DIAG="python benchmarks/pretrain_collapse_diag.py run --work /tmp/pretrain_bench"
+    $DIAG ls1e-5 model.arch.layerscale_init=1e-5 $OLD
+    $DIAG ls0.1 model.arch.layerscale_init=0.1 $OLD
+    $DIAG ls1 $OLD
+    $DIAG ls1_t0.04   # tiny-cpu as it is now
+    python benchmarks/pretrain_collapse_diag.py table /tmp/pretrain_bench/diag/*
 
 `run` trains one variant (tiny-cpu + the given overrides, the 600-step schedules, stopped after --steps) into
 WORK/diag/NAME; run several in separate shells (OMP_NUM_THREADS=1 nice -n 5). `table` prints, per run and step,

@@ -96,28 +96,55 @@ def score(weights: Path, work: Path, shared: Path) -> dict:
             "dense": dense(weights, shared)}
 
 
-def plot(records: list[dict], path: Path) -> None:
+def plot(records: list[dict], ln_k: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in records]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
-    for ax, key in zip(axes.flat, ("loss", "dino", "ibot", "koleo", "gram", "images_per_s"), strict=True):
+    fig, axes = plt.subplots(2, 4, figsize=(17, 6.5))
+    for ax, key in zip(axes.flat, ("loss", "dino", "ibot", "koleo", "gram", "images_per_s"), strict=False):
         ax.plot(steps, [r[key] for r in records], lw=0.8)
         ax.set_title(key if key != "images_per_s" else "images/s (shared machine: noisy)")
         ax.set_xlabel("step")
-    fig.suptitle("edgedino pretrain --preset tiny-cpu (600 steps x 32 images, 2-core shared Xeon)")
+    axes.flat[1].axhline(ln_k, color="r", lw=0.8, ls="--", label="ln K (uniform targets)")
+    axes.flat[1].legend()
+    ax = axes.flat[6]
+    for key in ("target_entropy", "teacher_entropy"):
+        ax.plot(steps, [r[key] for r in records], lw=0.8, label=key.replace("_", " "))
+    ax.axhline(1.0, color="r", lw=0.8, ls="--", label="uniform")
+    ax.set_title("teacher: normalised entropies")
+    ax.set_xlabel("step")
+    ax.legend()
+    axes.flat[7].plot(steps, [r["feature_std"] for r in records], lw=0.8)
+    axes.flat[7].set_title("teacher CLS spread (std x sqrt(D))")
+    axes.flat[7].set_xlabel("step")
+    fig.suptitle(f"edgedino pretrain --preset tiny-cpu ({len(records)} steps, 2-core shared Xeon)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
+def collapse(records: list[dict], ln_k: float, after: int) -> dict:
+    """The collapse signals past warm-up: the highest entropies, the last values, steps the monitor would flag."""
+    late = [r for r in records if r["step"] >= after]
+    return {"ln_k": round(ln_k, 3), "max_teacher_entropy": round(max(r["teacher_entropy"] for r in late), 4),
+            "max_target_entropy": round(max(r["target_entropy"] for r in late), 4),
+            "last_teacher_entropy": round(records[-1]["teacher_entropy"], 4),
+            "last_target_entropy": round(records[-1]["target_entropy"], 4),
+            "last_dino_minus_ln_k": round(records[-1]["dino"] - ln_k, 3),
+            "steps_flagged_uniform": sum(r["teacher_entropy"] > 0.98 for r in late)}
+
+
 def report(shared: Path, work: Path, results: Path, run: Path, name: str) -> None:
     from edgedino.bench.machine import cpu, versions
+    from edgedino.train.checkpoint import load_checkpoint
+    from edgedino.train.config import config_from_dict, fraction
     from edgedino.train.metrics import read_metrics
 
     records = read_metrics(run)
+    cfg = config_from_dict(load_checkpoint(run)["config"])
+    ln_k = float(np.log(cfg.heads.out_dim))
     init = random_init(run, work / "init.pth")
     numbers = {"random_init": score(init, work, shared), "trained": score(run / "backbone.pth", work, shared)}
     seconds = sum(r["seconds"] for r in records)
@@ -127,32 +154,40 @@ def report(shared: Path, work: Path, results: Path, run: Path, name: str) -> Non
            "images_per_s_median_step": round(float(np.median([r["images_per_s"] for r in records])), 2),
            "first": {k: records[0][k] for k in ("loss", "dino", "ibot", "koleo", "gram")},
            "last": {k: records[-1][k] for k in ("loss", "dino", "ibot", "koleo", "gram")},
+           "collapse": collapse(records, ln_k, fraction(cfg.optim.warmup, cfg.run.total_steps)),
            **numbers, "machine": cpu(), "versions": versions()}
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")
-    plot(records, results / f"{name}.png")
+    plot(records, ln_k, results / f"{name}.png")
     rows = [("k-NN digits top-1, k=10 (%)", "knn_k10"), ("k-NN digits top-1, k=20 (%)", "knn_k20"),
             ("linear probe digits top-1 (%)", "linear"), ("dense correspondence (%)", "dense")]
     table = "\n".join(f"| {name} | {numbers['random_init'][k]:.1f} | {numbers['trained'][k]:.1f} |" for name, k in rows)
     print(table)
-    (results / f"{name}.md").write_text(TEMPLATE.format(table=table, **out, cpu=out["machine"]["model"]))
+    warmup = fraction(cfg.optim.warmup, cfg.run.total_steps)
+    (results / f"{name}.md").write_text(TEMPLATE.format(table=table, **out, cpu=out["machine"]["model"], name=name,
+                                                        warmup=warmup))
 
 
 TEMPLATE = """# tiny-cpu pretraining: trained vs random init
 
 {steps} steps x {batch} images in {train_seconds:.0f} s of step time ({images_per_s_mean:.1f} images/s on average,
-median step {images_per_s_median_step:.1f} images/s) on a {cpu}, 2 cores **shared with ~6 other engineers' jobs**
-(load average 10-12 during the run): throughput is noisy and a quiet machine is several times faster.
-OMP_NUM_THREADS=1: with 2 torch threads on the overloaded cores a step took 5-8x longer (spinning OpenMP threads).
+median step {images_per_s_median_step:.1f} images/s) on a {cpu}, 2 cores **shared with other engineers' jobs**:
+throughput is noisy. OMP_NUM_THREADS=1 (2 spinning OpenMP threads on the shared cores made steps 5-8x slower).
 
 | metric | random init | trained |
 |---|---|---|
 {table}
 
-- Model: tiny-cpu (ViT/8, dim 128, 4 blocks, 4 registers), 64 px global / 32 px local crops, K = 1024, DINO + iBOT
-  + KoLeo from step 0, prototypes frozen for the first 15 % (heads.freeze_prototypes), Gram anchoring from step 300
-  (Gram teacher refreshed at 300 and 500). Random init is the same
-  model with the run's seed (the weights step 0 starts from). The teacher (backbone.pth) is scored.
+Head collapse check (past warm-up, step >= {warmup}): teacher softmax entropy at most
+{collapse[max_teacher_entropy]:.3f} of ln K (the collapse monitor warns above 0.98; {collapse[steps_flagged_uniform]}
+steps above it), Sinkhorn target entropy at most {collapse[max_target_entropy]:.3f}; at the last step
+{collapse[last_teacher_entropy]:.3f} / {collapse[last_target_entropy]:.3f}, and dino - ln K =
+{collapse[last_dino_minus_ln_k]:+.3f} (0 would be uniform targets).
+
+- Model: tiny-cpu (ViT/8, dim 128, 4 blocks, 4 registers, LayerScale init 1.0), 64 px global / 32 px local crops,
+  K = 1024, teacher temperature 0.04, DINO + iBOT + KoLeo from step 0, prototypes frozen for the first 15 %
+  (heads.freeze_prototypes), Gram anchoring from step 300 (Gram teacher refreshed at 300 and 500). Random init is
+  the same model with the run's seed (the weights step 0 starts from). The teacher (backbone.pth) is scored.
 - Data: 7 photos of OpenCV's samples (short side 256, weight 30) and every 2nd frame of vtest.avi (398 frames,
   short side 192). Not trained on: digits.png and the 4 photos of the dense metric.
 - k-NN (k = 10/20, T = 0.07, CLS) and linear probe ([CLS; mean patch]) on 1000 digits of digits.png (100 per
@@ -160,7 +195,7 @@ OMP_NUM_THREADS=1: with 2 torch threads on the overloaded cores a step took 5-8x
 - Dense: patch correspondence under 5 seeded homographies of each of the 4 held-out photos at 160x160 (20x20
   patches), mutual nearest neighbours within one patch (`edgedino.bench.dense`).
 - Loss: {first[loss]:.3f} -> {last[loss]:.3f} (dino {first[dino]:.3f} -> {last[dino]:.3f}, ibot {first[ibot]:.3f} ->
-  {last[ibot]:.3f}, koleo {first[koleo]:.3f} -> {last[koleo]:.3f}); curves in pretrain_tiny_cpu.png.
+  {last[ibot]:.3f}, koleo {first[koleo]:.3f} -> {last[koleo]:.3f}); curves in {name}.png.
 """
 
 
