@@ -38,6 +38,7 @@ def losses(out) -> list[dict]:
 def test_schedules_follow_the_full_run():
     cfg = load_config(preset_path("tiny-cpu"), ["run.total_steps=1000", "optim.warmup=100", "optim.lr=1e-3",
                                                 "optim.min_lr=1e-6", "loss.teacher_temp_warmup=300",
+                                                "loss.teacher_temp_start=0.04", "loss.teacher_temp=0.07",
                                                 "gram.start=500", "gram.refresh_every=200"])
     at = [schedules.at(cfg, s) for s in range(1000)]
     assert at[0].lr == 0 and at[100].lr == pytest.approx(1e-3) and at[999].lr == pytest.approx(1e-6, abs=1e-7)
