@@ -178,11 +178,12 @@ throughput is noisy. OMP_NUM_THREADS=1 (2 spinning OpenMP threads on the shared 
 |---|---|---|
 {table}
 
-Head collapse check (past warm-up, step >= {warmup}): teacher softmax entropy at most
-{collapse[max_teacher_entropy]:.3f} of ln K (the collapse monitor warns above 0.98; {collapse[steps_flagged_uniform]}
-steps above it), Sinkhorn target entropy at most {collapse[max_target_entropy]:.3f}; at the last step
-{collapse[last_teacher_entropy]:.3f} / {collapse[last_target_entropy]:.3f}, and dino - ln K =
-{collapse[last_dino_minus_ln_k]:+.3f} (0 would be uniform targets).
+Head collapse check, past warm-up (step >= {warmup}):
+- teacher softmax entropy at most {collapse[max_teacher_entropy]:.3f} of ln K, {collapse[last_teacher_entropy]:.3f} at
+  the end (the collapse monitor warns above 0.98: {collapse[steps_flagged_uniform]} steps above it);
+- Sinkhorn target entropy at most {collapse[max_target_entropy]:.3f},
+  {collapse[last_target_entropy]:.3f} at the end (1 = uniform);
+- DINO loss at the end: ln K {collapse[last_dino_minus_ln_k]:+.3f} (ln K + 0 is what uniform targets give).
 
 - Model: tiny-cpu (ViT/8, dim 128, 4 blocks, 4 registers, LayerScale init 1.0), 64 px global / 32 px local crops,
   K = 1024, teacher temperature 0.04, DINO + iBOT + KoLeo from step 0, prototypes frozen for the first 15 %
