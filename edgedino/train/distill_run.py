@@ -7,11 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgedino.errors import ConfigError
-from edgedino.train import distributed, schedules
-from edgedino.train.config import config_dict, fraction
+from edgedino.train import distributed
 from edgedino.train.distill_config import DistillConfig, check, config_from_dict
-from edgedino.train.loop import Result, train
-from edgedino.train.pretrain import check_config, check_resume, check_sources, make_transform
+from edgedino.train.loop import Result
+from edgedino.train.pretrain import check_config, check_resume, check_sources, make_transform, run_steps
 
 
 def summary(result: Result, out: Path) -> str:
@@ -54,7 +53,6 @@ def check_students(cfg: DistillConfig, step) -> None:
 
 def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
     """Train (or continue) the run in `out`; rank 0 writes checkpoints, metrics.jsonl and <student>.pth files."""
-    from edgedino.data.loader import DataConfig, make_loader
     from edgedino.train.distill import DistillStep
     from edgedino.train.teacher import load_teacher
 
@@ -73,18 +71,10 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
         check_students(cfg, step)
         out.mkdir(parents=True, exist_ok=True)
         transform = make_distill_transform(cfg, kind, side)
-        data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
-        per_rank = cfg.run.batch // d.world
-
-        def batches(start: int):
-            return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
-                                    world=d.world, start_step=start))
-
         if d.main:
             print(f"distilling {teacher.backbone.cfg.name} ({teacher.backbone.cfg.describe()}, {side} px) into "
                   f"{', '.join(dc.students)} ({transform.cfg.global_size} px) on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es))", file=sys.stderr)
-        return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                     max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
+        return run_steps(step, cfg, transform, d, out, max_steps, resume)
     finally:
         distributed.shutdown(d)

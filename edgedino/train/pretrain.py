@@ -83,9 +83,23 @@ def make_transform(cfg: TrainConfig):
     return MultiCrop(crops)
 
 
+def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool) -> Result:
+    """Feed the shared loop: this process's share of each global batch, from the step it starts at."""
+    from edgedino.data.loader import DataConfig, make_loader
+
+    data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
+    per_rank = cfg.run.batch // d.world
+
+    def batches(start: int):
+        return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
+                                world=d.world, start_step=start))
+
+    return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
+                 max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
+
+
 def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
     """Train (or continue) the run in `out`; rank 0 writes checkpoints, metrics.jsonl and backbone.pth."""
-    from edgedino.data.loader import DataConfig, make_loader
     from edgedino.train.ssl import SSLStep
 
     d = distributed.init()
@@ -99,19 +113,10 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
         step = SSLStep(cfg, d)
         if cfg.init and not resume:
             step.init_from(cfg.init)
-        transform = make_transform(cfg)
-        data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
-        per_rank = cfg.run.batch // d.world
-
-        def batches(start: int):
-            return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
-                                    world=d.world, start_step=start))
-
         if d.main:
             print(f"pretraining {step.student.backbone.cfg.describe()} on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es)), "
                   f"terms {', '.join(step.terms)}", file=sys.stderr)
-        return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                     max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
+        return run_steps(step, cfg, make_transform(cfg), d, out, max_steps, resume)
     finally:
         distributed.shutdown(d)
