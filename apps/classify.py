@@ -9,14 +9,13 @@ FPS and per-stage milliseconds.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from contextlib import ExitStack
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
+from edgedino.runtime.app import add_run_args, app_parser, run_main
 
 WINDOW = "edgedino classify"
 EXAMPLES = """examples:
@@ -62,8 +61,8 @@ def draw(bgr: np.ndarray, labels: list[tuple[str, float]], fps: float, ms: dict[
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from edgedino.atomic import atomic_path
     from edgedino.runtime import load
+    from edgedino.runtime.app import run_frames
     from edgedino.runtime.head import require_head
     from edgedino.runtime.source import FrameSource
 
@@ -72,96 +71,31 @@ def run(args: argparse.Namespace) -> int:
     runtime = load(args.model, args.threads)
     classes = require_head(runtime.metadata, runtime.path.name, "classify").classes
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
-    if not args.headless:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-    frames, writer, jsonl, paused, fps = source.frames(), None, None, False, 0.0
-    count, seconds, totals, votes = 0, 0.0, {}, {}
-    with ExitStack() as stack:
-        stack.callback(frames.close)
-        if args.json:
-            jsonl = stack.enter_context(open(stack.enter_context(atomic_path(args.json)), "w"))
-        t_read = time.perf_counter()
-        try:
-            for frame in frames:
-                read_ms = (time.perf_counter() - t_read) * 1e3
-                labels, ms = classify(runtime, classes, frame.rgb, min(args.top, len(classes)))
-                ms = {"read": read_ms, **ms}
-                view = draw(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), labels, fps, ms)
-                if args.save and writer is None:
-                    writer = cv2.VideoWriter(str(stack.enter_context(atomic_path(args.save))),
-                                             cv2.VideoWriter_fourcc(*"mp4v"), source.fps or 25.0, view.shape[1::-1])
-                    if not writer.isOpened():
-                        raise EdgeDinoError(f"cannot write video {args.save} (OpenCV has no mp4v encoder for it)")
-                    stack.callback(writer.release)
-                if writer is not None:
-                    writer.write(view)
-                if jsonl is not None:
-                    jsonl.write(json.dumps({"frame": frame.index, "t": round(frame.t, 4),
-                                            "labels": [[n, round(p, 4)] for n, p in labels]}) + "\n")
-                elapsed = time.perf_counter() - t_read
-                count, seconds = count + 1, seconds + elapsed
-                totals = {k: totals.get(k, 0.0) + v for k, v in ms.items()}
-                votes[labels[0][0]] = votes.get(labels[0][0], 0) + 1
-                fps = 1 / elapsed if count == 1 else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
-                while not args.headless:
-                    cv2.imshow(WINDOW, view)
-                    key = cv2.waitKey(0 if paused else 1) & 0xFF
-                    if key in (ord("q"), 27):
-                        return finish(count, seconds, totals, votes, 0)
-                    if key == ord("s"):
-                        cv2.imwrite(f"classify_{frame.index:05d}.png", view)
-                        print(f"saved classify_{frame.index:05d}.png", file=sys.stderr)
-                    paused = paused != (key == 32)
-                    if not paused:
-                        break
-                if args.max_frames and count >= args.max_frames:
-                    break
-                t_read = time.perf_counter()
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-    if count == 0:
-        raise EdgeDinoError(f"{args.source} gave no frame")
-    return finish(count, seconds, totals, votes, 1 if source.failure else 0)
+    votes: dict[str, int] = {}
 
+    def step(frame, read_ms: float, fps: float):
+        labels, ms = classify(runtime, classes, frame.rgb, min(args.top, len(classes)))
+        ms = {"read": read_ms, **ms}
+        votes[labels[0][0]] = votes.get(labels[0][0], 0) + 1
+        view = draw(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), labels, fps, ms)
+        return view, ms, {"frame": frame.index, "t": round(frame.t, 4), "labels": [[n, round(p, 4)] for n, p in labels]}
 
-def finish(count: int, seconds: float, totals: dict[str, float], votes: dict[str, int], status: int) -> int:
-    """Print frames, FPS, mean ms per stage and how often each label came first; pass the exit status through."""
-    print(f"{count} frames in {seconds:.1f} s: {count / max(seconds, 1e-9):.1f} FPS end to end", file=sys.stderr)
-    print(f"{'stage':<11}{'mean ms':>8}", file=sys.stderr)
-    for k, v in totals.items():
-        print(f"{k:<11}{v / max(count, 1):8.1f}", file=sys.stderr)
+    stats, status = run_frames(args, source, WINDOW, step)
     ranked = sorted(votes.items(), key=lambda kv: -kv[1])
-    print("top label: " + ", ".join(f"{n} {c}/{count}" for n, c in ranked[:5]), file=sys.stderr)
+    print("top label: " + ", ".join(f"{n} {c}/{stats.frames}" for n, c in ranked[:5]), file=sys.stderr)
     return status
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="apps/classify.py", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="an artifact exported with a classify head "
-                   "(.onnx, .xml, .tflite, .mlpackage on macOS)")
-    p.add_argument("--source", default="0", help="camera index, video file, rtsp:// or http:// URL, or image folder "
-                   "(default: 0, the first camera)")
+    p = app_parser("apps/classify.py", __doc__.split("\n\n")[0], EXAMPLES, "an artifact exported with a classify "
+                   "head (.onnx, .xml, .tflite, .mlpackage on macOS)")
     p.add_argument("--top", type=int, default=3, help="labels shown per frame (default 3)")
-    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
-    p.add_argument("--save", metavar="MP4", help="write the annotated video (mp4v)")
-    p.add_argument("--json", metavar="JSONL", help="write one line per frame: frame, t, labels [[name, p], ...]")
-    p.add_argument("--headless", action="store_true", help="no window (devices without a screen)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame before the source counts "
-                   "as stalled (default: 10)")
-    p.add_argument("--retries", type=int, default=3, help="times a failed or stalled source is reopened before "
-                   "giving up (default: 3)")
+    add_run_args(p, "write the annotated video (mp4v)", "write one line per frame: frame, t, labels [[name, p], ...]")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except EdgeDinoError as e:
-        print(f"classify: error: {e}", file=sys.stderr)
-        return 2
+    return run_main("classify", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,11 @@ LOST, FPS and per-stage milliseconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgedino.errors import EdgeDinoError
@@ -133,80 +130,18 @@ def initial_mask(args, tracker, rgb: np.ndarray, ask: bool = False) -> np.ndarra
     return tracker.mask_from_boxes(rgb, select_boxes(bgr), refine=not args.no_refine)
 
 
-@dataclass
-class Timing:
-    """Per-stage milliseconds summed over frames, and an FPS for the overlay (moving average)."""
-
-    frames: int = 0
-    seconds: float = 0.0
-    ms: dict[str, float] = field(default_factory=dict)
-    fps: float = 0.0
-
-    def add(self, ms: dict[str, float], seconds: float) -> None:
-        self.frames += 1
-        self.seconds += seconds
-        for k, v in ms.items():
-            self.ms[k] = self.ms.get(k, 0.0) + v
-        fps = 1 / max(seconds, 1e-6)
-        self.fps = fps if self.frames == 1 else 0.9 * self.fps + 0.1 * fps
-
-    def summary(self) -> str:
-        fps = self.frames / self.seconds if self.seconds else 0.0
-        rows = [f"{k:<11}{v / max(self.frames, 1):8.1f}" for k, v in self.ms.items()]
-        return "\n".join([f"tracked {self.frames} frames after the first in {self.seconds:.1f} s: "
-                          f"{fps:.1f} FPS end to end", f"{'stage':<11}{'mean ms':>8}", *rows])
-
-
-def objects_json(index: int, t: float, result) -> str:
-    """One JSONL line: frame index, time, and per object its id, box, area, confidence and lost state."""
+def objects_record(index: int, t: float, result) -> dict:
+    """One JSONL record: frame index, time, and per object its id, box, area, confidence and lost state."""
     objs = [{"id": o.id, "box": list(o.box) if o.box else None, "area": o.area,
              "confidence": round(o.confidence, 4), "lost": o.lost} for o in result.objects]
-    return json.dumps({"frame": index, "t": round(t, 4), "objects": objs})
-
-
-def open_outputs(args, stack: ExitStack, size_wh: tuple[int, int], fps: float):
-    """The --save video writer and the --json file (None when not asked), each renamed into place at the end."""
-    import cv2
-
-    from edgedino.atomic import atomic_path
-
-    writer = jsonl = None
-    if args.save:
-        writer = cv2.VideoWriter(str(stack.enter_context(atomic_path(args.save))), cv2.VideoWriter_fourcc(*"mp4v"),
-                                 fps or 25.0, size_wh)
-        if not writer.isOpened():
-            raise EdgeDinoError(f"cannot write video {args.save} (OpenCV has no mp4v encoder for it)")
-        stack.callback(writer.release)
-    if args.json:
-        jsonl = stack.enter_context(open(stack.enter_context(atomic_path(args.json)), "w"))
-    return writer, jsonl
-
-
-def show(bgr: np.ndarray, index: int, paused: bool) -> tuple[str | None, bool]:
-    """Show a frame and read keys (all of them while paused): 'quit', 'reinit' or None, and the new pause state.
-    s saves a snapshot PNG of what is on screen to the current folder."""
-    import cv2
-
-    while True:
-        cv2.imshow(WINDOW, bgr)
-        key = cv2.waitKey(0 if paused else 1) & 0xFF
-        if key in (ord("q"), 27):
-            return "quit", paused
-        if key == ord("r"):
-            return "reinit", paused
-        if key == ord("s"):
-            snap = Path(f"snapshot_{index:05d}.png")
-            cv2.imwrite(str(snap), bgr)
-            print(f"saved {snap}", file=sys.stderr)
-        paused = paused != (key == 32)
-        if not paused:
-            return None, paused
+    return {"frame": index, "t": round(t, 4), "objects": objs}
 
 
 def run(args: argparse.Namespace) -> int:
     import cv2
 
     from edgedino.runtime import load
+    from edgedino.runtime.app import Outputs, RunStats, open_window, show
     from edgedino.runtime.source import FrameSource
     from edgedino.track import Tracker
     from edgedino.track.draw import draw_tracks
@@ -220,32 +155,30 @@ def run(args: argparse.Namespace) -> int:
     if frame is None:
         raise EdgeDinoError(f"{args.source} gave no frame")
     if not args.headless:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+        open_window(WINDOW)
     result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb))
-    timing, paused, count, t_read, write = Timing(), False, 1, None, True
+    stats, paused, count, t_read, write = RunStats(), False, 1, None, True
     with ExitStack() as stack:
         stack.callback(frames.close)
-        writer, jsonl = open_outputs(args, stack, frame.rgb.shape[1::-1], source.fps)
+        outputs = Outputs(stack, args.save, args.json, source.fps)
         try:
             while True:
                 t0 = time.perf_counter()
-                bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, timing.fps or None, result.ms)
+                bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, stats.fps or None, result.ms)
                 t1 = time.perf_counter()
-                if writer is not None and write:
-                    writer.write(bgr)
-                if jsonl is not None and write:
-                    jsonl.write(objects_json(frame.index, frame.t, result) + "\n")
+                if write:
+                    outputs.write(bgr, objects_record(frame.index, frame.t, result))
                 t2 = time.perf_counter()
                 action = None
                 if not args.headless:
-                    action, paused = show(bgr, frame.index, paused)
+                    action, paused = show(WINDOW, bgr, f"snapshot_{frame.index:05d}.png", paused, keys="r")
                 if t_read is not None:  # the first frame's time is initialisation, not tracking
                     t3 = time.perf_counter() if not paused else t2
-                    timing.add({**result.ms, "draw": (t1 - t0) * 1e3, "output": (t3 - t1) * 1e3}, t3 - t_read)
+                    stats.add({**result.ms, "draw": (t1 - t0) * 1e3, "output": (t3 - t1) * 1e3}, t3 - t_read)
                     t_read = None
                 if action == "quit" or (args.max_frames and count >= args.max_frames):
                     break
-                if action == "reinit":
+                if action == "r":
                     try:
                         result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb, ask=True))
                     except EdgeDinoError as e:
@@ -262,17 +195,15 @@ def run(args: argparse.Namespace) -> int:
                 count, write = count + 1, True
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-    print(timing.summary(), file=sys.stderr)
+    print(stats.summary(f"tracked {stats.frames} frames after the first"), file=sys.stderr)
     return 1 if source.failure else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="apps/track.py", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="an exported artifact (.onnx, .xml, .tflite, .mlpackage on macOS), "
-                   "or a .pth checkpoint when PyTorch is installed")
-    p.add_argument("--source", default="0", help="camera index, video file, rtsp:// or http:// URL, or image folder "
-                   "(default: 0, the first camera)")
+    from edgedino.runtime.app import add_run_args, app_parser
+
+    p = app_parser("apps/track.py", __doc__.split("\n\n")[0], EXAMPLES, "an exported artifact (.onnx, .xml, .tflite, "
+                   ".mlpackage on macOS), or a .pth checkpoint when PyTorch is installed")
     p.add_argument("--box", action="append", metavar="[ID:]X,Y,W,H", help="an object's box in first-frame pixels; "
                    "repeat for several objects (ids 1, 2, ... unless given)")
     p.add_argument("--mask", metavar="PNG", help="first-frame id mask: a palette PNG (DAVIS) or a grey PNG whose "
@@ -284,17 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--short-side", type=int, help="frame short side fed to the backbone; default: the artifact's "
                    "export size (fixed-size artifacts), else 224: there ViT-S/16 int8 (OpenVINO, 2 threads) takes "
                    "11 ms a frame on a 2-core Xeon, 60 ms at 448 (benchmarks/results/intel-xeon-2c)")
-    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
-    p.add_argument("--save", metavar="MP4", help="write the annotated video (mp4v)")
-    p.add_argument("--json", metavar="JSONL", help="write one line per frame: frame, t, objects "
-                   "[{id, box [x,y,w,h], area, confidence, lost}]")
-    p.add_argument("--headless", action="store_true", help="no window (devices without a screen); needs --box or "
-                   "--mask")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame before the source counts "
-                   "as stalled (default: 10)")
-    p.add_argument("--retries", type=int, default=3, help="times a failed or stalled source is reopened before "
-                   "giving up (default: 3)")
+    add_run_args(p, "write the annotated video (mp4v)", "write one line per frame: frame, t, objects "
+                 "[{id, box [x,y,w,h], area, confidence, lost}]", "no window (devices without a screen); needs --box "
+                 "or --mask")
     return p
 
 
@@ -302,12 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     # One BLAS thread, set before numpy loads: numpy's small matrix work (propagation, PCA) would otherwise start
     # a thread per core and fight the backbone's runtime for them (2 cores: propagation 39 ms instead of 76 ms).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except EdgeDinoError as e:
-        print(f"track: error: {e}", file=sys.stderr)
-        return 2
+    from edgedino.runtime.app import run_main
+
+    return run_main("track", build_parser(), run, argv)
 
 
 if __name__ == "__main__":
