@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from edgedino.cli.common import add_command
@@ -77,20 +76,3 @@ def run(args) -> int:
     print(summary(result, Path(args.out)))
     return 0
 
-
-def main(argv: list[str]) -> int:
-    """`python -m edgedino.train distill ...` (the torchrun entry): every process runs, rank 0 reports."""
-    from edgedino.errors import EdgeDinoError
-    from edgedino.train.distill_run import distill, summary
-
-    p = argparse.ArgumentParser(prog="python -m edgedino.train distill", description="Distillation (torchrun entry).")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        result = distill(config_from_args(args), args.out, args.max_steps, args.resume)
-    except EdgeDinoError as e:
-        print(f"edgedino.train distill: error: {e}", file=sys.stderr)
-        return 2
-    if result.exported:
-        print(summary(result, Path(args.out)))
-    return 0

@@ -6,28 +6,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgedino.cli.pretrain import add_arguments, config_from_args
 from edgedino.errors import EdgeDinoError
-from edgedino.train.pretrain import pretrain, summary
+
+
+def entry(prog: str, description: str, cli, run, summary, argv: list[str]) -> int:
+    """Parse a training command's flags (`cli` is its edgedino.cli module), run it in every process, and have the
+    process that exported the backbones print the summary."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    cli.add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        result = run(cli.config_from_args(args), args.out, args.max_steps, args.resume)
+    except EdgeDinoError as e:
+        print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
+        return 2
+    if result.exported:
+        print(summary(result, Path(args.out)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["distill"]:  # torchrun ... -m edgedino.train distill ...
-        from edgedino.cli.distill import main as distill_main
+        from edgedino.cli import distill as cli
+        from edgedino.train.distill_run import distill, summary
 
-        return distill_main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m edgedino.train", description="DINOv3 pretraining (torchrun entry).")
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        result = pretrain(config_from_args(args), args.out, args.max_steps, args.resume)
-    except EdgeDinoError as e:
-        print(f"edgedino.train: error: {e}", file=sys.stderr)
-        return 2
-    if result.exported:
-        print(summary(result, Path(args.out)))
-    return 0
+        return entry("python -m edgedino.train distill", "Distillation (torchrun entry).", cli, distill, summary,
+                     argv[1:])
+    from edgedino.cli import pretrain as cli
+    from edgedino.train.pretrain import pretrain, summary
+
+    return entry("python -m edgedino.train", "DINOv3 pretraining (torchrun entry).", cli, pretrain, summary, argv)
 
 
 if __name__ == "__main__":
