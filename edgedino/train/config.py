@@ -183,9 +183,10 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
-    """A TrainConfig from a YAML file (with its base chain) and `key=value` overrides, applied in order."""
-    cfg = TrainConfig()
+def load_config(path: str | Path, overrides: list[str] = (), kind: type = TrainConfig) -> TrainConfig:
+    """A config of `kind` (TrainConfig or a subclass) from a YAML file (with its base chain) and `key=value`
+    overrides, applied in order."""
+    cfg = kind()
     for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
         _fill(cfg, layer, "")
     return cfg

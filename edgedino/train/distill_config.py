@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedino.errors import ConfigError
-from edgedino.train.config import CONFIGS, TrainConfig, _fill, _read, parse_override
+from edgedino.train import config as train_config
+from edgedino.train.config import CONFIGS, TrainConfig, _fill
 
 STAGE = CONFIGS / "distill.yaml"
 PRESETS = CONFIGS / "distill"
@@ -42,10 +43,7 @@ def preset_path(name: str) -> Path:
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> DistillConfig:
     """A DistillConfig from a YAML file (with its base chain) and `key=value` overrides, applied in order."""
-    cfg = DistillConfig()
-    for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
-        _fill(cfg, layer, "")
-    return cfg
+    return train_config.load_config(path, overrides, DistillConfig)
 
 
 def config_from_dict(d: dict) -> DistillConfig:
