@@ -161,7 +161,8 @@ def test_failed_save_leaves_nothing(tmp_path):
 
 
 def test_untied_norms_of_larger_official_models_load(tmp_path):
-    """ViT-7B unties the CLS norm; ViT-L SAT has a training-only local CLS norm. Both are official keys."""
+    """The official ViT can untie the CLS norm (untie_cls_and_patch_norms; no release uses it) and has a
+    training-only local CLS norm (ViT-L/16 SAT-493M, 7B). Both are official keys."""
     from dataclasses import replace
 
     with warnings.catch_warnings():

@@ -52,15 +52,18 @@ def _located(what: str, flag: str, name: str, digest: str, artifact: Path, given
     return str(found)
 
 
-def weights_file(meta: dict, artifact: Path, given: str | None) -> str:
-    """The weights the artifact was exported from, located and checked by SHA-256; an error says why not."""
-    from edgedino.export.metadata import weights_sha256
+def weights_file(meta: dict, artifact: Path, given: str | None) -> str | None:
+    """The weights the artifact was exported from, located and checked by SHA-256 (None: random weights drawn
+    from the seed its metadata records); an error says why it cannot be found."""
+    from edgedino.digest import weights_sha256
 
     name, digest = meta.get("weights"), meta.get("weights_sha256")
     if not name or not digest:
-        raise EdgeDinoError(f"{artifact.name} was exported with random weights (edgedino does not seed them), so "
-                            "they cannot be regenerated and there is nothing to compare it with: export from a "
-                            "weights file (--weights) to get a verifiable artifact")
+        if meta.get("random_seed") is not None and not given:
+            return None
+        raise EdgeDinoError(f"{artifact.name} records neither its weights file nor the seed of its random weights "
+                            "(exported by an older edgedino), so there is nothing to compare it with: export it "
+                            "again")
     return _located("from", "--weights", name, digest, artifact, given, weights_sha256)
 
 
@@ -92,19 +95,12 @@ def run(args) -> int:
     from edgedino.export.exporter import VERIFY_IMAGES, ArtifactResult, ExportResult, _size, verify_artifact
     from edgedino.export.module import ExportModule
     from edgedino.export.spec import THRESHOLDS
-    from edgedino.export.target import all_targets
+    from edgedino.export.target import artifact_runtimes
     from edgedino.heads import load_head
     from edgedino.runtime.frames import model_inputs, read_frames
 
     path = Path(args.artifact)
-    if not path.exists():
-        raise EdgeDinoError(f"artifact not found: {path}")
-    target = next((t for t in all_targets().values() if path.name.endswith(t.suffix)), None)
-    if target is None:
-        suffixes = ", ".join(t.suffix for t in all_targets().values())
-        raise EdgeDinoError(f"{path}: not an artifact edgedino exports (suffixes: {suffixes})")
-    runtimes = target.runtimes(path)
-    meta = runtimes[0][1].metadata
+    target, runtimes, meta = artifact_runtimes(path)
     if not meta.get("model") or meta.get("precision") not in THRESHOLDS:
         raise EdgeDinoError(f"{path.name} has no edgedino metadata (model, precision): was it exported by edgedino?")
     weights = weights_file(meta, path, args.weights)
@@ -113,11 +109,13 @@ def run(args) -> int:
     size = tuple(shape[1:3] if input_format == "uint8" else shape[2:4])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = ExportModule(load_backbone(weights, meta["model"]), size, input_format,
+        backbone = load_backbone(weights, meta["model"], seed=meta.get("random_seed", 0))
+        module = ExportModule(backbone, size, input_format,
                               head=load_head(head).head if head else None)
     inputs = model_inputs(read_frames(args.images, VERIFY_IMAGES), size, input_format)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {weights} on {len(inputs)} images")
+    source = weights or f"random weights (seed {meta['random_seed']})"
+    log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {source} on {len(inputs)} images")
     if head:
         log(f"task head from {head}: its logits are compared too")
     elif "head" in meta:

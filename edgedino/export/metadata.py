@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from edgedino.digest import weights_sha256
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import ExportSpec
 from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
 from edgedino.version import __version__
-
-
-@lru_cache(maxsize=8)
-def weights_sha256(path: str) -> str:
-    """SHA-256 of a weights file, or of the weights file inside a Hugging Face folder."""
-    p = Path(path)
-    if p.is_dir():
-        p = next(f for f in (p / "model.safetensors", p / "pytorch_model.bin") if f.exists())
-    digest = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path | None = None) -> dict:
@@ -42,6 +29,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
         "architecture": backbone.cfg.describe(),
         "weights": Path(weights).name if weights else None,
         "weights_sha256": weights_sha256(weights) if weights else None,
+        **({"random_seed": backbone.source.seed} if getattr(backbone.source, "seed", None) is not None else {}),
         "input": {"name": "image", "shape": [batch, *module.input_shape()[1:]], "dtype": spec.input_format,
                   "layout": "NHWC" if spec.input_format == "uint8" else "NCHW", "color": "RGB",
                   "range": "0-255" if spec.input_format == "uint8" else "normalised"},

@@ -110,3 +110,16 @@ def get_target(name: str) -> Target:
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(TARGETS)}, all)")
     return TARGETS[name]
+
+
+def artifact_runtimes(path: Path) -> tuple[Target, list, dict]:
+    """The target that made an artifact, the runtimes this machine runs it in, and its edgedino metadata."""
+    if not path.exists():
+        raise EdgeDinoError(f"artifact not found: {path}")
+    target = next((t for t in all_targets().values() if path.name.endswith(t.suffix)), None)
+    if target is None:
+        suffixes = ", ".join(t.suffix for t in all_targets().values())
+        raise EdgeDinoError(f"{path}: not an artifact edgedino exports (suffixes: {suffixes})")
+    runtimes = target.runtimes(path)
+    return target, runtimes, runtimes[0][1].metadata
+

@@ -36,7 +36,7 @@ class BackboneRecord:
 
     @classmethod
     def of(cls, backbone: Backbone, imgsz: tuple[int, int], seed: int | None) -> BackboneRecord:
-        from edgedino.export.metadata import weights_sha256
+        from edgedino.digest import weights_sha256
 
         path = getattr(backbone.source, "path", None)
         weights = str(Path(path).resolve()) if path else None
@@ -121,9 +121,8 @@ def backbone_for(hf: HeadFile, weights: str | None = None, model: str | None = N
         weights = rec.weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        backbone = load_backbone(weights, None if weights else rec.model)  # a file's own config: "custom" ones too
-    if weights is None:
-        backbone.reset_parameters(seed=rec.seed)
+        # a file's own config ("custom" ones too); random weights from the recorded seed
+        backbone = load_backbone(weights, None if weights else rec.model, seed=rec.seed or 0)
     if backbone_digest(backbone) != rec.digest:
         given = f"weights {weights}" if weights else "a random backbone"
         raise EdgeDinoError(f"the head was trained on {rec.describe()}, but {given} differs from it: "

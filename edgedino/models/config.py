@@ -26,8 +26,8 @@ class ViTConfig:
     layerscale_init: float | None = 1e-5
     qkv_bias: bool = True
     mask_k_bias: bool = True
-    untie_cls_norm: bool = False  # separate norm for CLS + registers (official 7B)
-    local_cls_norm: bool = False  # training-only norm for local-crop CLS (official ViT-L SAT)
+    untie_cls_norm: bool = False  # separate norm for CLS + registers (official untie_cls_and_patch_norms; no release)
+    local_cls_norm: bool = False  # training-only norm for local crops' CLS + registers (7B, ViT-L/16 SAT-493M)
     family: str = field(default="vit", init=False)
 
     @property
@@ -121,8 +121,10 @@ def get_config(name: str) -> ModelConfig:
 
 
 def match_preset(cfg: ModelConfig) -> ModelConfig:
-    """The registered preset equal to `cfg` in every architectural field, renamed to it; else `cfg`."""
-    arch = [f.name for f in fields(cfg) if f.name not in ("name", "rope_rescale")]
+    """The registered preset equal to `cfg` in every architectural field, renamed to it; else `cfg`.
+
+    local_cls_norm is training-only (never used at inference), so ViT-L/16 SAT-493M is still vitl16."""
+    arch = [f.name for f in fields(cfg) if f.name not in ("name", "rope_rescale", "local_cls_norm")]
     for preset in MODELS.values():
         if type(preset) is type(cfg) and all(getattr(preset, a) == getattr(cfg, a) for a in arch):
             return replace(cfg, name=preset.name)

@@ -47,7 +47,7 @@ class Runtime:
         if all(isinstance(d, int) and d > 0 for d in fixed):
             if short_side is not None and short_side != min(fixed):
                 raise EdgeDinoError(f"{self.path.name} was exported for {fixed[0]}x{fixed[1]} input; it cannot run "
-                                    f"at short side {short_side} (export it at that size, or omit --short-side)")
+                                    f"at short side {short_side} (export it at that size, or give no size)")
             return int(fixed[0]), int(fixed[1])
         if frame_hw is None:
             raise EdgeDinoError(f"{self.path.name} takes any size: give a frame size and a short side")
@@ -102,6 +102,11 @@ class Runtime:
 # artifact suffix -> module under edgedino.runtime that defines load(path, threads) -> Runtime
 BACKENDS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml",
             ".pt": "pytorch", ".pth": "pytorch", ".safetensors": "pytorch"}
+
+
+def is_artifact(path: str | Path) -> bool:
+    """An exported artifact (a runtime's file), as opposed to a weights file that runs through PyTorch."""
+    return BACKENDS.get(Path(path).suffix, "pytorch") != "pytorch"
 
 
 # runtimes that exist on some platforms only (sys.platform values)

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from edgedino.atomic import atomic_path
-from edgedino.checkpoints import _torch_load, save_backbone
+from edgedino.checkpoints import save_backbone
 from edgedino.errors import CheckpointError
 from edgedino.models import Backbone
+from edgedino.readers import torch_load
 
 FORMAT = "edgedino-train"
 NAME = "checkpoint.pth"
@@ -47,7 +48,7 @@ def load_checkpoint(path: str | Path) -> dict:
         path = path / NAME
     if not path.exists():
         raise CheckpointError(f"no training checkpoint at {path} (nothing to resume)")
-    state = _torch_load(path)
+    state = torch_load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an edgedino training checkpoint")
     return state

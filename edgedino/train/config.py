@@ -44,6 +44,7 @@ class HeadsSection:
     bottleneck: int = 256
     layers: int = 3
     ibot_separate: bool = True  # a second head for iBOT (else the DINO head is shared)
+    norm_last_layer: bool = True  # row-normalised prototypes (DINOv1); the official DINOv3 head leaves them free
     freeze_prototypes: float = 0.0  # prototypes get no update for this fraction of the run (or steps when > 1)
 
 
