@@ -17,7 +17,7 @@ from torch import Tensor
 
 from edgedino import hf_layout
 from edgedino.atomic import atomic_path
-from edgedino.errors import CheckpointError
+from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models import MODELS, Backbone, ModelConfig, create_model, get_config, match_preset
 from edgedino.models.config import ConvNeXtConfig, ViTConfig, config_from_dict, config_to_dict
 from edgedino.models.rope import rope_periods
@@ -107,7 +107,7 @@ def _read_hf(path: Path) -> tuple[dict[str, Tensor], str, ModelConfig | None]:
     if (folder / "config.json").exists():
         try:
             cfg = hf_layout.config_from_hf(json.loads((folder / "config.json").read_text()))
-        except (json.JSONDecodeError, KeyError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
             raise CheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {e}") from None
     if files[0].suffix == ".safetensors":
         from safetensors import SafetensorError

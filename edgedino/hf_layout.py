@@ -147,7 +147,9 @@ def hf_config(cfg: ModelConfig) -> dict:
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
-    """An edgedino config from a transformers config.json dict."""
+    """An edgedino config from a transformers config.json dict (its values are checked by the config class)."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"config.json holds {type(hf).__name__}, not a JSON object of settings")
     kind = hf.get("model_type", "")
     if kind == "dinov3_convnext":
         return ConvNeXtConfig(

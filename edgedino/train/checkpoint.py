@@ -8,6 +8,7 @@ Randomness is reseeded from (seed, step, rank) at every step and the data stream
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 
 from edgedino.atomic import atomic_path
 from edgedino.checkpoints import _torch_load, save_backbone
-from edgedino.errors import CheckpointError
+from edgedino.errors import CheckpointError, RunError
 from edgedino.models import Backbone
 
 FORMAT = "edgedino-train"
@@ -35,9 +36,29 @@ def save_checkpoint(out: Path, step: int, config: dict, modules: dict[str, nn.Mo
     }
     state.update({k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in modules.items()})
     path = Path(out) / NAME
+    need, free = _nbytes(state), shutil.disk_usage(path.parent).free
+    if need > free:  # torch.save would fail mid-way with a message that does not say why
+        raise RunError(f"cannot write {path}: it needs {need / 1e6:.0f} MB and its disk has {free / 1e6:.0f} MB free "
+                       "(no space left on device)")
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+def _nbytes(obj) -> int:
+    """Bytes of the tensors in a nested dict/list."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else ()
+    return sum(_nbytes(v) for v in items)
+
+
+def require_finite(module: nn.Module, what: str) -> None:
+    """A CheckpointError naming the first weight of `module` that holds NaN or inf (a diverged run's weights)."""
+    for name, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{what} has non-finite weights (NaN or inf), e.g. {name}: it cannot be trained "
+                                  "from (a diverged run?)")
 
 
 def load_checkpoint(path: str | Path) -> dict:
