@@ -9,6 +9,8 @@ Randomness is reseeded from (seed, step, rank) at every step and the data stream
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -40,9 +42,21 @@ def save_checkpoint(out: Path, step: int, config: dict, modules: dict[str, nn.Mo
     if need > free:  # torch.save would fail mid-way with a message that does not say why
         raise RunError(f"cannot write {path}: it needs {need / 1e6:.0f} MB and its disk has {free / 1e6:.0f} MB free "
                        "(no space left on device)")
-    with atomic_path(path) as tmp:
+    with torch_write(path), atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+@contextmanager
+def torch_write(path: Path) -> Iterator[None]:
+    """torch.save's failed writes (a full disk, a file size limit) as a RunError naming `path`: its stream reports
+    them as a RuntimeError such as "basic_ios::clear: iostream error" or "unexpected pos"."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        free = shutil.disk_usage(Path(path).parent).free / 1e6
+        raise RunError(f"cannot write {path}: the write failed with {free:.0f} MB free on its disk "
+                       f"({' '.join(str(e).split())[:120]})") from None
 
 
 def _nbytes(obj) -> int:
@@ -90,4 +104,5 @@ def export_backbone(backbone: Backbone, path: str | Path) -> Path:
     import copy
 
     net = copy.deepcopy(backbone).cpu().float().eval()
-    return save_backbone(net, path)
+    with torch_write(Path(path)):
+        return save_backbone(net, path)

@@ -119,13 +119,11 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
                 monitor.check(s, record)
             if (s + 1) % run.checkpoint_every == 0 or s + 1 == stop:
                 if d.main:
-                    with rundir.writing(out / checkpoint.NAME):
-                        checkpoint.save_checkpoint(out, s + 1, config, step_fn.modules(), opt)
+                    checkpoint.save_checkpoint(out, s + 1, config, step_fn.modules(), opt)
                 saved = s + 1
                 if d.active:
                     torch.distributed.barrier()
-        with rundir.writing(out):
-            exported = step_fn.export(out) if d.main and stop > start else []
+        exported = step_fn.export(out) if d.main and stop > start else []
     finally:
         if d.main:
             bar.close()

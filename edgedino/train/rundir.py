@@ -72,7 +72,3 @@ def writing(path: Path) -> Iterator[None]:
         yield
     except OSError as e:
         raise RunError(f"cannot write {path}: {e.strerror or e}") from None
-    except RuntimeError as e:  # torch.save reports its own stream's write failures this way
-        if "write" not in str(e).lower():
-            raise
-        raise RunError(f"cannot write {path}: {str(e).splitlines()[0]}") from None
