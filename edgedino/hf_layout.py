@@ -168,5 +168,5 @@ def config_from_hf(hf: dict) -> ModelConfig:
             n_registers=hf.get("num_register_tokens", 0), rope_base=hf.get("rope_theta", 100.0),
             rope_rescale=hf.get("pos_embed_rescale", 2.0), layer_norm_eps=hf.get("layer_norm_eps", 1e-5),
             qkv_bias=hf.get("query_bias", True), mask_k_bias=hf.get("query_bias", True),
-        )
+        ).checked()
     raise CheckpointError(f"config.json has model_type {kind!r}; expected dinov3_vit or dinov3_convnext")

@@ -60,19 +60,23 @@ class ViTConfig:
     family: str = field(default="vit", init=False)
 
     def __post_init__(self) -> None:
-        """Every field in range, so that a config from any source (preset, YAML override, config.json) builds."""
+        """Every field in range on its own, whatever made the config (preset, YAML override, config.json)."""
         _check_common(self)
         _check_ints(self, ("embed_dim", "depth", "num_heads", "ffn_hidden", "patch_size"), 1)
         _check_ints(self, ("n_registers",), 0)
         _require(self.ffn in ("mlp", "swiglu"), f"ffn={self.ffn!r} must be mlp or swiglu")
-        _require(self.embed_dim % self.num_heads == 0 and self.head_dim % 4 == 0,
-                 f"embed_dim {self.embed_dim} over num_heads {self.num_heads} must give a whole head width "
-                 "divisible by 4 (axial RoPE)")
         _require(_is_number(self.rope_base) and self.rope_base > 0, f"rope_base={self.rope_base!r} must be > 0")
         _require(self.rope_rescale is None or (_is_number(self.rope_rescale) and self.rope_rescale >= 1),
                  f"rope_rescale={self.rope_rescale!r} must be >= 1 (or null: no jitter)")
         for name in ("qkv_bias", "mask_k_bias", "untie_cls_norm", "local_cls_norm"):
             _require(isinstance(getattr(self, name), bool), f"{name}={getattr(self, name)!r} must be true or false")
+
+    def checked(self) -> ViTConfig:
+        """This config, once the fields that depend on each other agree (what building a model needs)."""
+        _require(self.embed_dim % self.num_heads == 0 and self.head_dim % 4 == 0,
+                 f"embed_dim {self.embed_dim} over num_heads {self.num_heads} must give a whole head width "
+                 "divisible by 4 (axial RoPE)")
+        return self
 
     @property
     def stride(self) -> int:
@@ -106,6 +110,10 @@ class ConvNeXtConfig:
             value = getattr(self, name)
             _require(isinstance(value, (tuple, list)) and len(value) == 4 and all(_is_int(v, 1) for v in value),
                      f"{name}={value!r} must be 4 integers >= 1 (one per stage)")
+
+    def checked(self) -> ConvNeXtConfig:
+        """This config (every field is checked on its own when it is made)."""
+        return self
 
     @property
     def stride(self) -> int:

@@ -134,7 +134,7 @@ def check_model(model) -> None:
     for key in model.arch:
         if key not in known:
             raise ConfigError(f"unknown config key 'model.arch.{key}' for {model.name}; known: {', '.join(known)}")
-    replace(preset, name="custom", **model.arch)  # the config class checks every value (a ConfigError)
+    replace(preset, name="custom", **model.arch).checked()  # the config class checks every value (a ConfigError)
 
 
 def check_ranges(cfg) -> None:
