@@ -262,3 +262,31 @@ def test_bad_input(name, files, tmp_path, capsys):
     assert code == case.code, (code, stderr)
     assert len(errors) == 1 and re.search(case.message, errors[0]), stderr
     assert snapshot(w) == before, "the command left something behind or changed the user's files"
+
+
+def test_track_gives_up_on_a_slow_source_without_aborting(files):
+    """A timeout shorter than opening the video: the app gives up (or stops mid-way) with its documented status,
+    never with SIGABRT from a reader thread still inside OpenCV at exit."""
+    for _ in range(3):
+        done = subprocess.run([sys.executable, str(TRACK), "--model", files["model"], "--source", files["clip"],
+                               "--headless", "--box", "10,10,40,40", "--timeout", "0.0001"], capture_output=True,
+                              text=True, env=ENV, timeout=120)
+        assert done.returncode in (1, 2) and "terminate called" not in done.stderr, (done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr and "no frame from" in done.stderr, done.stderr
+
+
+def test_track_scales_a_smaller_mask_of_the_frame_shape_and_says_so(files, tmp_path):
+    import numpy as np
+
+    from edgedino.track.palette import write_indexed_png
+
+    mask = np.zeros((120, 160), np.uint8)
+    mask[10:40, 20:60] = 1
+    write_indexed_png(tmp_path / "half.png", mask)
+    done = subprocess.run([sys.executable, str(TRACK), "--model", files["model"], "--source", files["clip"],
+                           "--headless", "--mask", str(tmp_path / "half.png"), "--max-frames", "2",
+                           "--json", str(tmp_path / "t.jsonl")], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "half.png is 160x120, the frames are 320x240: the mask is scaled to the frame" in done.stderr
+    first = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])["objects"][0]
+    assert first["box"] == [40, 20, 80, 60]  # the mask's box, doubled
