@@ -4,7 +4,9 @@ refused with one line naming one that fits, instead of the kernel's OOM killer e
 Two real steps (forward and backward, no optimizer update) on synthetic images, 2 and 4 per process, are run
 while every tensor the step allocates is counted until it is freed: the peak grows linearly with the batch, so the
 two peaks give the cost of the step's fixed part and of each image. AdamW's two moments (allocated at the first
-update) and the batches the loader holds in flight are added from their sizes.
+update) and the batches the loader holds in flight are added from their sizes. The process itself grows more than
+its tensors (the allocator keeps freed blocks, libraries keep buffers): its peak RSS rose by 1.2-1.4x the counted
+bytes in benchmarks/train_memory_estimate.py, so the estimate is the count times OVERHEAD.
 """
 
 from __future__ import annotations
@@ -23,10 +25,17 @@ from edgedino.errors import ConfigError
 GB = 1e9
 PREFETCH = 2  # batches each loader worker prepares ahead (torch's DataLoader default)
 HEADROOM = 0.9  # share of the available memory a step may plan to use
+OVERHEAD = 1.4  # peak RSS growth over counted tensor bytes (measured: 1.2-1.4, benchmarks/train_memory_estimate.py)
+
+
+def _storages(tree) -> dict[int, torch.UntypedStorage]:
+    return {t.untyped_storage().data_ptr(): t.untyped_storage() for t in tree_leaves(tree)
+            if isinstance(t, torch.Tensor) and t.layout == torch.strided}
 
 
 class PeakBytes(TorchDispatchMode):
-    """Counts the bytes of every tensor storage created inside the mode until Python frees it; keeps the peak."""
+    """Counts the bytes of every tensor storage allocated inside the mode until Python frees it; keeps the peak.
+    An output that shares an input's storage (a view, an in-place result, a weight's transpose) allocates nothing."""
 
     def __init__(self):
         super().__init__()
@@ -34,10 +43,12 @@ class PeakBytes(TorchDispatchMode):
         self._refs: dict[int, weakref.ref] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.layout == torch.strided:
-                self._add(t.untyped_storage())
+        kwargs = kwargs or {}
+        inputs = _storages((args, kwargs))
+        out = func(*args, **kwargs)
+        for key, storage in _storages(out).items():
+            if key not in inputs:
+                self._add(storage)
         return out
 
     def _add(self, storage) -> None:
@@ -97,13 +108,17 @@ def estimate(step_fn, transform, sched, amp: str, device: str, workers: int) -> 
     sample = synthetic_batch(transform, 1)
     in_flight = sum(t.nbytes for t in sample.values()) * (1 + PREFETCH * workers)
     moments = 2 * sum(p.numel() * 4 for g in step_fn.param_groups() for p in g["params"] if p.requires_grad)
-    return Estimate(max(small - 2 * per_image, 0) + moments, per_image + in_flight)
+    fixed = max(small - 2 * per_image, 0) + moments
+    return Estimate(int(fixed * OVERHEAD), int((per_image + in_flight) * OVERHEAD))
 
 
-def available(device: str) -> int:
-    """Bytes this process can still allocate: free GPU memory, or the system's (and its cgroup's) available RAM."""
+def available(device: str) -> int | None:
+    """Bytes this process can still allocate: free GPU memory, or the system's (and its cgroup's) available RAM;
+    None where the system does not say (no /proc/meminfo: not Linux)."""
     if device.startswith("cuda"):
         return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if not Path("/proc/meminfo").exists():
+        return None
     meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
     free = int(meminfo["MemAvailable"].split()[0]) * 1024
     limit, used = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
@@ -134,12 +149,15 @@ def check_memory(step_fn, cfg, transform, sched, d) -> None:
 
     from edgedino.train import distributed
 
+    free = None if cfg.run.memory_gb else available(d.device)
+    if not cfg.run.memory_gb and free is None:
+        return  # nothing to compare with: set run.memory_gb to have the step checked
     est = estimate(step_fn, transform, sched, cfg.run.amp, d.device, cfg.data.workers)
     if cfg.run.memory_gb:
         budget, where = cfg.run.memory_gb * GB, "run.memory_gb allows"
     else:
         share = 1 if d.device.startswith("cuda") else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        budget, where = available(d.device) / share, "this process has"
+        budget, where = free / share, "this process has"
     fits = est.at(cfg.run.batch // d.world) <= budget * HEADROOM
     if distributed.all_reduce_mean({"fits": float(fits)}, d)["fits"] < 1:
         check_fits(est, cfg.run.batch, d.world, budget, where)

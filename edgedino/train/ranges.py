@@ -77,7 +77,7 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_value(key: str, value, default) -> None:
+def check_value(key: str, value: object, default: object) -> None:
     """One setting against the type of its default and its range in RANGES (a ConfigError naming it)."""
     rule = RANGES.get(key, Range())
     if key in CHOICES and value not in CHOICES[key]:
