@@ -290,3 +290,18 @@ def test_track_scales_a_smaller_mask_of_the_frame_shape_and_says_so(files, tmp_p
     assert "half.png is 160x120, the frames are 320x240: the mask is scaled to the frame" in done.stderr
     first = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])["objects"][0]
     assert first["box"] == [40, 20, 80, 60]  # the mask's box, doubled
+
+
+def test_every_numeric_setting_has_a_range():
+    """A numeric setting added to the training configs without a row in RANGES would be checked only for being
+    finite: every one must have its range."""
+    from dataclasses import fields
+
+    from edgedino.train.augment import MultiCropConfig
+    from edgedino.train.distill_config import DistillConfig
+    from edgedino.train.ranges import RANGES, _leaves
+
+    numeric = {key for key, _, default in _leaves(DistillConfig())
+               if isinstance(default, (int, float, tuple)) and not isinstance(default, bool)}
+    numeric |= {f"crops.{f.name}" for f in fields(MultiCropConfig)}
+    assert numeric - set(RANGES) == set() and set(RANGES) - numeric == set()
