@@ -4,6 +4,14 @@
 class EdgeDinoError(Exception):
     """A problem with what the user gave us (a file, a flag, a size), not a bug."""
 
+    exit_code = 2  # what the command line exits with: 2 for bad input
+
+
+class RunError(EdgeDinoError):
+    """A run that started and could not go on (its loss diverged, the disk filled up): exit status 1."""
+
+    exit_code = 1
+
 
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from edgedino.models import Backbone, create_model, get_config
 from edgedino.train import distributed
-from edgedino.train.checkpoint import export_backbone
+from edgedino.train.checkpoint import export_backbone, require_finite
 from edgedino.train.config import TrainConfig, fraction
 from edgedino.train.ema import ema_update, frozen_copy
 from edgedino.train.heads import DINOHead, HeadShape
@@ -160,6 +160,7 @@ class SSLStep:
             self.student.load_state_dict(obj["teacher"])
         else:
             load_checked(self.student.backbone, read_state_dict(path)[0])
+        require_finite(self.student, f"init={path}")
         self.teacher.load_state_dict(self.student.state_dict())
         if self.gram_teacher is not None:
             self.gram_teacher.load_state_dict(self.teacher.backbone.state_dict())
