@@ -192,13 +192,18 @@ def load_checked(net: Backbone, sd: dict[str, Tensor]) -> None:
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()})
 
 
+def _hf_folder(path: Path) -> bool:
+    """An HF folder as save_backbone writes it (config.json and model.safetensors, nothing else): replaceable."""
+    return {p.name for p in path.iterdir()} == {"config.json", "model.safetensors"}
+
+
 def save_backbone(model: Backbone, path: str | Path, layout: str = "edgedino") -> Path:
     """Write the weights as an official .pth, an HF folder (config.json + model.safetensors) or an edgedino file."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
-    with atomic_path(path, is_dir=layout == "hf") as tmp:
+    with atomic_path(path, is_dir=layout == "hf", ours=_hf_folder) as tmp:
         if layout == "official":
             torch.save(sd, tmp)
         elif layout == "edgedino":

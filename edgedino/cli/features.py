@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.preprocess import check_size, fit_size, parse_imgsz, preprocess, read_image
@@ -33,11 +31,11 @@ def run(args) -> int:
     import cv2
     import torch
 
-    from edgedino.atomic import atomic_path
+    from edgedino.atomic import atomic_path, check_output
     from edgedino.viz import pca_rgb, side_by_side
 
+    out = check_output(args.out, inputs=[args.image, args.weights])
     rgb = read_image(args.image)
-    out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise EdgeDinoError(f"--out {out}: use an image file name (.png, .jpg, .webp, .bmp)")
     model = load_model(args)
