@@ -5,6 +5,17 @@ class EdgeDinoError(Exception):
     """A problem with what the user gave us (a file, a flag, a size), not a bug."""
 
 
+def reraise_interrupt(e: BaseException) -> None:
+    """Raise KeyboardInterrupt if `e` is Ctrl-C wrapped in a library's own error (torch.onnx's TorchExportError
+    wraps it), so that a broad `except Exception` never swallows Ctrl-C."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+
+
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""
 

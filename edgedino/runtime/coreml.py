@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.runtime.base import METADATA_KEY, Runtime, RuntimeUnavailable, require
+from edgedino.runtime.base import METADATA_KEY, Runtime, RuntimeUnavailable, parse_metadata, require
 
 NOT_MACOS = ("Core ML prediction needs macOS (Apple's runtime); elsewhere `edgedino verify` checks a package "
              "numerically with edgedino's reference interpreter of the ML program")
@@ -25,14 +24,13 @@ def _spec(path: Path):
         raise EdgeDinoError(f"{path}: not a readable Core ML package ({e})") from None
 
 
-def _metadata(spec) -> dict:
-    raw = spec.description.metadata.userDefined.get(METADATA_KEY)
-    return json.loads(raw) if raw else {}
+def _metadata(spec, path: Path) -> dict:
+    return parse_metadata(spec.description.metadata.userDefined.get(METADATA_KEY) or None, path)
 
 
 def read_metadata(path: str | Path) -> dict:
     """The edgedino metadata embedded at export ({} for a package edgedino did not make)."""
-    return _metadata(_spec(Path(path)))
+    return _metadata(_spec(Path(path)), Path(path))
 
 
 class CoreMLRuntime(Runtime):
@@ -45,7 +43,7 @@ class CoreMLRuntime(Runtime):
         spec = _spec(path)
         (inp,) = spec.description.input
         array_type = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(inp.type.multiArrayType.dataType)
-        self.path, self.metadata = path, _metadata(spec)
+        self.path, self.metadata = path, _metadata(spec, path)
         self.input_name, self.input_shape = inp.name, tuple(inp.type.multiArrayType.shape)
         self.input_dtype = np.dtype(ARRAY_DTYPES[array_type])
         self.output_names = [o.name for o in spec.description.output]
