@@ -275,7 +275,8 @@ def transposed_copy(src, dst) -> None:
 
 
 def test_a_transposed_weight_is_caught(package, image_batch, tmp_path):
-    from edgedino.export.exporter import ArtifactResult, verify_artifact
+    from edgedino.export.exporter import ArtifactResult
+    from edgedino.export.gate import verify_artifact
 
     module, path = package("vit_test", (64, 64), "fp32")
     inputs = image_batch((64, 64))[:2]

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import ExportSpec
 from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
 from edgedino.version import __version__
+
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # the weights file of a Hugging Face folder
 
 
 @lru_cache(maxsize=8)
@@ -20,12 +25,25 @@ def weights_sha256(path: str) -> str:
     """SHA-256 of a weights file, or of the weights file inside a Hugging Face folder."""
     p = Path(path)
     if p.is_dir():
-        p = next(f for f in (p / "model.safetensors", p / "pytorch_model.bin") if f.exists())
+        p = next((f for f in (p / name for name in HF_WEIGHTS) if f.exists()), None)
+        if p is None:
+            raise EdgeDinoError(f"{path} is a folder without {' or '.join(HF_WEIGHTS)}: not a weights folder")
     digest = hashlib.sha256()
-    with open(p, "rb") as f:
+    with open(regular_file(p), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def regular_file(path: Path) -> Path:
+    """`path` if it is a regular file; a device (/dev/zero), a FIFO or a socket would hang or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise EdgeDinoError(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise EdgeDinoError(f"{path} is not a regular file")
+    return path
 
 
 def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path | None = None) -> dict:
@@ -68,4 +86,31 @@ def _head_record(module: ExportModule, head_file: str | Path | None) -> dict:
 
 def head_sha256(path: str | Path) -> str:
     """SHA-256 of a head file (small, so read whole and never cached: a file rewritten in place is seen)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(regular_file(Path(path)).read_bytes()).hexdigest()
+
+
+# What the runtime reads from the metadata, or what must match the weights; verify re-derives each of these.
+DERIVED = ("model", "architecture", "weights_sha256", "input", "mean", "std", "stride", "outputs", "head", "target")
+
+
+def inconsistencies(recorded: dict, module: ExportModule, spec: ExportSpec, head_file: str | Path | None) -> list[str]:
+    """Each key of an artifact's metadata that differs from what export writes for this module and spec (the
+    weights' model, input, mean/std the runtime normalises with, outputs, head), one line each."""
+    import numpy as np
+
+    expected = build_metadata(module, spec, head_file)
+    found = []
+    for key in DERIVED:
+        want, got = expected.get(key), recorded.get(key)
+        if key == "head" and isinstance(want, dict) and isinstance(got, dict):  # found by SHA-256, not by name
+            want, got = ({k: v for k, v in d.items() if k != "file"} for d in (want, got))
+            if "sha256" not in got:  # exported before edgedino recorded the head file
+                want.pop("sha256", None)
+        if key in ("mean", "std"):
+            same = isinstance(got, list) and len(got) == len(want) and all(
+                isinstance(v, (int, float)) for v in got) and np.allclose(got, want, rtol=0, atol=1e-6)
+        else:
+            same = got == want
+        if not same:
+            found.append(f"metadata {key} is {got!r}, but {want!r} for these weights")
+    return found
