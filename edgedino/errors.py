@@ -8,12 +8,15 @@ class EdgeDinoError(Exception):
 def reraise_interrupt(e: BaseException) -> None:
     """Raise KeyboardInterrupt if `e` is Ctrl-C wrapped in a library's own error (torch.onnx's TorchExportError
     wraps it), so that a broad `except Exception` never swallows Ctrl-C."""
-    seen = set()
-    while e is not None and id(e) not in seen:
+    todo, seen = [e], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
         if isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from None
         seen.add(id(e))
-        e = e.__cause__ or e.__context__
+        todo += [e.__cause__, e.__context__]
 
 
 class CheckpointError(EdgeDinoError, ValueError):

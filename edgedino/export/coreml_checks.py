@@ -170,7 +170,8 @@ def _check_activations(ops, precision: str) -> str:
 
 def _check_rope(spec, path: Path, conv: Conversion) -> str:
     """The RoPE sin/cos tables must be stored as plain float constants, not compressed."""
-    from edgedino.export.coreml_interp.package import Blobs, constant, model_files, shape_of
+    from edgedino.export.coreml_interp.package import Blobs, constant, shape_of
+    from edgedino.runtime.coreml import model_files
 
     rope = getattr(conv.module.backbone, "rope_embed", None)
     if rope is None or rope.frozen_hw is None:

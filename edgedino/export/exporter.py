@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -178,11 +177,14 @@ def export(
     try:
         for i, (target, spec) in enumerate(specs, 1):
             log(f"[{i}/{len(specs)}] {target.name} {spec.precision}: exporting")
-            result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None,
-                          out / (spec.filename(name) + target.suffix), log, head_module, head)
-            if result.status == "exported" and verify_outputs:
-                verify_artifact(result, target, verify_inputs, reference, log)
-            elif result.status == "exported":
+            with tempfile.TemporaryDirectory(prefix=f".{spec.filename(name)}.", dir=out) as staging:
+                # The staging folder ends up holding what the artifact replaced: removed once it is verified,
+                # so a reader that opened the old one does not have it deleted under it as the new one lands.
+                result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None,
+                              out / (spec.filename(name) + target.suffix), Path(staging), log, head_module, head)
+                if result.status == "exported" and verify_outputs:
+                    verify_artifact(result, target, verify_inputs, reference, log)
+            if result.status == "exported" and not verify_outputs:
                 result.status = "unverified"
                 result.message = "not verified (--no-verify)"
             results.append(result)
@@ -192,11 +194,10 @@ def export(
     return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
 
 
-def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, log,
+def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging: Path, log,
          head=None, head_file: str | Path | None = None) -> ArtifactResult:
-    """Convert into a staging folder, run the static checks, then publish under the final name."""
+    """Convert into the staging folder, run the static checks, then publish under the final name."""
     result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     start = time.perf_counter()
     try:
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
@@ -213,8 +214,6 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, f
     except Exception as e:  # a converter's failure is reported per artifact; the other artifacts still run
         reraise_interrupt(e)
         result.status, result.message = "export-failed", failure(e, final.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if result.status == "export-failed":
         log(f"    failed: {result.message}")
         return result

@@ -18,13 +18,13 @@ from edgedino.runtime.base import RuntimeUnavailable
 GATED = ("patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
 
 
-def problems(report: list[verify.Parity], label: str, threshold: float) -> list[str]:
+def problems(report: list[verify.Parity], label: str, precision: str, threshold: float) -> list[str]:
     """What fails the gate in one runtime's parity report, each naming the output; empty when it passes."""
     out = [f"PyTorch's own {p.output} is not finite (NaN or inf): the weights or inputs are broken, there is "
            f"nothing to compare against" for p in report if not p.reference_finite]
     out += [f"{p.output} has non-finite values (NaN or inf) in the {label}" for p in report
             if p.reference_finite and not p.finite]
-    out += [f"{p.output} cosine {p.cosine_mean:.5f} in the {label} is below the threshold {threshold}"
+    out += [f"{p.output} cosine {p.cosine_mean:.5f} in the {label} is below the {precision} threshold {threshold}"
             for p in report if p.output in GATED and p.finite and p.reference_finite
             and not p.cosine_mean >= threshold]
     return out
@@ -53,7 +53,7 @@ def verify_artifact(result, target, inputs: np.ndarray, reference: list, log, ru
     result.parity = [{**p.to_dict(), "runtime": label} for label, report in parity for p in report]
     failed = []
     for (label, report), spent in zip(parity, seconds, strict=True):
-        found = problems(report, label, result.threshold)
+        found = problems(report, label, result.precision, result.threshold)
         gated = [p.output for p in report if p.output in GATED]
         line = ", ".join(f"{p.output} cos {p.cosine_mean:.5f} (min {p.cosine_min:.4f}, max abs {p.max_abs:.3g})"
                          for p in report)
@@ -62,4 +62,4 @@ def verify_artifact(result, target, inputs: np.ndarray, reference: list, log, ru
         failed += found
     result.status = "verify-failed" if failed else "ok"
     if failed:
-        result.message = f"{result.precision}: {'; '.join(failed)}; artifact kept at {result.path}"
+        result.message = f"{'; '.join(failed)}; artifact kept at {result.path}"
