@@ -1,0 +1,85 @@
+"""The bad-input table's helper: run one hostile command line as a user would and check what they get.
+
+A Case is a command (edgedino's arguments, or an app script and its arguments) with an optional setup that
+writes files into the case's own folder. `check(case, folder)` runs it in a fresh process and asserts: the exit
+code; for exit 2 exactly one 'error:' line on stderr, matching the message; otherwise the message somewhere in
+the output; no traceback; and nothing in the case's folder created, changed or deleted (no half-written output,
+no empty output folder, no user file lost). Use it from any test file:
+
+    from bad_input import Case, check
+
+    @pytest.mark.parametrize("case", [Case("my-case", ["verify", "{dir}/x.onnx"], code=2, message="...")], ids=str)
+    def test_my_bad_inputs(case, tmp_path):
+        check(case, tmp_path)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]  # edgedino arguments, or ["apps/<app>.py", ...]; "{dir}" is the case's folder
+    setup: Callable[[Path], None] | None = None  # writes the case's files into its folder
+    code: int = 2
+    message: str = ""  # regex: the one error line (exit 2), or found in stdout+stderr (other codes)
+    timeout: float = 600
+    env: dict = field(default_factory=dict)
+    keeps: str | None = None  # regex of paths (relative to the folder) the command may leave: a kept artifact
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every path under `folder`: a file with its size and modification time, a folder or link by its kind."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = Path(root) / name
+            st = path.lstat()
+            regular = name in files and not path.is_symlink()
+            found[str(path.relative_to(folder))] = (st.st_mode >> 12, *((st.st_size, st.st_mtime_ns) if regular
+                                                                         else ()))
+    return found
+
+
+def command(case: Case, folder: Path) -> list[str]:
+    argv = [a.replace("{dir}", str(folder)) for a in case.argv]
+    if argv[0].startswith("apps/"):
+        return [sys.executable, str(ROOT / argv[0]), *argv[1:]]
+    return [sys.executable, "-m", "edgedino", *argv]
+
+
+def check(case: Case, folder: Path) -> subprocess.CompletedProcess:
+    """Run the case in `folder` (its working directory) and assert everything the module docstring says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if case.setup:
+        case.setup(folder)
+    before = snapshot(folder)
+    run = subprocess.run(command(case, folder), capture_output=True, text=True, cwd=folder, timeout=case.timeout,
+                         env={**os.environ, **case.env})
+    shown = f"exit {run.returncode}\nstdout: {run.stdout[-2000:]}\nstderr: {run.stderr[-3000:]}"
+    assert run.returncode == case.code, shown
+    assert "Traceback" not in run.stderr, shown
+    if case.code == 2:
+        errors = [line for line in run.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1, shown
+        assert re.search(case.message, errors[0]), f"{errors[0]!r} does not match {case.message!r}"
+    else:
+        assert re.search(case.message, run.stdout + run.stderr), shown
+    after = snapshot(folder)
+    if case.keeps:
+        after = {k: v for k, v in after.items() if k in before or not re.fullmatch(case.keeps, k)}
+    assert after == before, f"left behind or changed: {sorted(set(after.items()) ^ set(before.items()))}"
+    return run
