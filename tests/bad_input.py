@@ -2,7 +2,7 @@
 
 A Case is a command (edgedino's arguments, or an app script and its arguments) with an optional setup that
 writes files into the case's own folder. `check(case, folder)` runs it in a fresh process and asserts: the exit
-code; for exit 2 exactly one 'error:' line on stderr, matching the message; otherwise the message somewhere in
+code; for exit 2 exactly one 'error:' line on stderr, the last, matching the message; otherwise the message somewhere in
 the output; no traceback; and nothing in the case's folder created, changed or deleted (no half-written output,
 no empty output folder, no user file lost). Use it from any test file:
 
@@ -73,8 +73,9 @@ def check(case: Case, folder: Path) -> subprocess.CompletedProcess:
     assert run.returncode == case.code, shown
     assert "Traceback" not in run.stderr, shown
     if case.code == 2:
-        errors = [line for line in run.stderr.splitlines() if "error:" in line]
-        assert len(errors) == 1, shown
+        lines = [line for line in run.stderr.splitlines() if line.strip()]
+        errors = [line for line in lines if "error:" in line]
+        assert len(errors) == 1 and errors[0] == lines[-1], f"one error line, the last one: {shown}"
         assert re.search(case.message, errors[0]), f"{errors[0]!r} does not match {case.message!r}"
     else:
         assert re.search(case.message, run.stdout + run.stderr), shown
