@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -84,3 +87,66 @@ def check(case: Case, folder: Path) -> subprocess.CompletedProcess:
         after = {k: v for k, v in after.items() if k in before or not re.fullmatch(case.keeps, k)}
     assert after == before, f"left behind or changed: {sorted(set(after.items()) ^ set(before.items()))}"
     return run
+
+
+# Setups: each writes what a case needs into its folder.
+
+
+def then(*steps):
+    def setup(folder: Path) -> None:
+        for step in steps:
+            step(folder)
+    return setup
+
+
+def victim(name: str = "victim"):
+    """Setup: a user's folder holding a file that must survive."""
+    def setup(folder: Path) -> None:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "precious.txt").write_text("precious\n")
+    return setup
+
+
+def write(name: str, text: str):
+    return lambda folder: (folder / name).write_text(text)
+
+
+def truncate(name: str, keep: float):
+    def setup(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[:int(len(data) * keep)])
+    return setup
+
+
+def png(name: str, h: int, w: int):
+    return lambda folder: cv2.imwrite(str(folder / name), np.full((h, w, 3), 128, np.uint8))
+
+
+def huge_png_header(name: str, h: int, w: int):
+    """Setup: a PNG whose header declares h x w (its data is a stub: the size must be refused before decoding)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return lambda folder: (folder / name).write_bytes(data)
+
+
+def frames(name: str = "frames", count: int = 3):
+    def setup(folder: Path) -> None:
+        (folder / name).mkdir()
+        for i in range(count):
+            cv2.imwrite(str(folder / name / f"{i:05d}.jpg"), np.full((64, 96, 3), 60 * i, np.uint8))
+    return setup
+
+
+def video(name: str):
+    def setup(folder: Path) -> None:
+        writer = cv2.VideoWriter(str(folder / name), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
+        for i in range(5):
+            writer.write(np.full((64, 96, 3), 40 * i, np.uint8))
+        writer.release()
+    return setup

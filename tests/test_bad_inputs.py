@@ -1,22 +1,17 @@
 """Hostile and careless inputs to export, verify, benchmark, features, eval and the apps, as a table: each case's
 exit code, its one-line message, no traceback, and nothing created, changed or deleted in its folder (see
-bad_input.py). Plus the cases a table cannot hold: Ctrl-C during export, and a full disk."""
+bad_input.py). The cases a table cannot hold (Ctrl-C, a full disk) are in test_export_interrupted.py."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from bad_input import Case, check
+from bad_input import Case, check, frames, huge_png_header, png, then, truncate, victim, video, write
 
 ART: dict[str, Path] = {}  # the shared artifacts, filled by the `artifacts` fixture
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "coreml": ".mlpackage"}
@@ -50,25 +45,6 @@ def copy(target: str, weights: bool = True):
         if weights:
             shutil.copy(ART["dir"] / "w.pt", folder)
     return setup
-
-
-def then(*steps):
-    def setup(folder: Path) -> None:
-        for step in steps:
-            step(folder)
-    return setup
-
-
-def victim(name: str = "victim"):
-    """Setup: a user's folder holding a file that must survive."""
-    def setup(folder: Path) -> None:
-        (folder / name).mkdir(parents=True)
-        (folder / name / "precious.txt").write_text("precious\n")
-    return setup
-
-
-def write(name: str, text: str):
-    return lambda folder: (folder / name).write_text(text)
 
 
 def metadata(target: str, change):
@@ -128,13 +104,6 @@ def nan_weight(target: str):
     return setup
 
 
-def truncate(name: str, keep: float):
-    def setup(folder: Path) -> None:
-        data = (folder / name).read_bytes()
-        (folder / name).write_bytes(data[:int(len(data) * keep)])
-    return setup
-
-
 def weights(name: str, change):
     """Setup: a weights file `name` with vit_test's seeded weights after `change(model)`."""
     def setup(folder: Path) -> None:
@@ -146,40 +115,6 @@ def weights(name: str, change):
         with torch.no_grad():
             change(model)
         save_backbone(model, folder / name, "edgedino")
-    return setup
-
-
-def png(name: str, h: int, w: int):
-    return lambda folder: cv2.imwrite(str(folder / name), np.full((h, w, 3), 128, np.uint8))
-
-
-def huge_png_header(name: str, h: int, w: int):
-    """Setup: a PNG whose header declares h x w (its data is a stub: the size must be refused before decoding)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-    return lambda folder: (folder / name).write_bytes(data)
-
-
-def frames(name: str = "frames", count: int = 3):
-    def setup(folder: Path) -> None:
-        (folder / name).mkdir()
-        for i in range(count):
-            cv2.imwrite(str(folder / name / f"{i:05d}.jpg"), np.full((64, 96, 3), 60 * i, np.uint8))
-    return setup
-
-
-def video(name: str):
-    def setup(folder: Path) -> None:
-        writer = cv2.VideoWriter(str(folder / name), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 64))
-        for i in range(5):
-            writer.write(np.full((64, 96, 3), 40 * i, np.uint8))
-        writer.release()
     return setup
 
 
@@ -297,82 +232,3 @@ CASES = [
 def test_bad_input(case, tmp_path):
     check(case, tmp_path)
     assert not (tmp_path / "pwned").exists()
-
-
-def test_ctrl_c_stops_export_at_once(tmp_path):
-    """SIGINT while torch.onnx exports (it wraps KeyboardInterrupt in TorchExportError): exit 130, no other target
-    starts, nothing half-written, no output folder left."""
-    from edgedino import create_model, save_backbone
-
-    save_backbone(create_model("vit_test").reset_parameters(seed=1), tmp_path / "w.pt", "edgedino")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "edgedino", "export", "--weights", str(tmp_path / "w.pt"), "--target",
-           "onnx,openvino,tflite", "--out", str(out)]
-    for delay in (0.5, 2.0, 3.5):  # into torch.export's tracing, where the wrapping happens
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        seen = ""
-        while "[1/3] onnx fp32: exporting" not in seen:
-            line = proc.stderr.readline()
-            assert line, f"export ended before it started: {seen}"
-            seen += line
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        rest = proc.communicate(timeout=120)[1]
-        waited = time.monotonic() - sent
-        assert proc.returncode == 130, seen + rest
-        assert "[2/3]" not in rest and "failed" not in rest and "Traceback" not in rest, rest
-        assert "edgedino export: interrupted" in rest
-        assert waited < 60, f"exit {waited:.0f} s after SIGINT"
-        assert not out.exists(), sorted(p.name for p in out.iterdir())
-
-
-def test_full_disk_says_so(tmp_path):
-    """An export onto a full filesystem (a 256 KB tmpfs in a private mount namespace): each artifact's failure
-    names the full disk, not 'basic_ios::clear: iostream error'; nothing is left on it."""
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1) to mount a small tmpfs")
-    from edgedino import create_model, save_backbone
-
-    save_backbone(create_model("vit_test").reset_parameters(seed=1), tmp_path / "w.pt", "edgedino")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    export = (f"{sys.executable} -m edgedino export --weights {tmp_path / 'w.pt'} --imgsz 64 --target openvino,onnx "
-              f"--out {disk}/out; echo rc=$?; ls -A {disk}")
-    run = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                          f"mount -t tmpfs -o size=256k tmpfs {disk} && {export}"],
-                         capture_output=True, text=True, timeout=600)
-    if "mount" in run.stderr and "rc=" not in run.stdout:
-        pytest.skip(f"cannot mount a tmpfs here: {run.stderr.strip()[:200]}")
-    assert "rc=1" in run.stdout, run.stdout + run.stderr
-    failures = [line for line in run.stderr.splitlines() if "failed:" in line]
-    assert len(failures) == 2 and all("no space left on device" in line for line in failures), run.stderr
-    assert "Traceback" not in run.stderr
-    assert run.stdout.strip().endswith("rc=1"), "the full disk holds nothing afterwards: " + run.stdout
-
-
-def test_ctrl_c_wrapped_by_torch_onnx_stops_every_target(tmp_path, monkeypatch):
-    """Ctrl-C inside torch.export's tracing reaches export() wrapped: torch.onnx catches the tracer's error and
-    raises TorchExportError from it. Here the tracer's error carries a KeyboardInterrupt, deterministically:
-    export must raise KeyboardInterrupt, start no other target, and leave nothing behind."""
-    import torch
-
-    from edgedino import create_model, save_backbone
-    from edgedino.export import export
-    from edgedino.export.module import ExportModule
-
-    traced = ExportModule.forward
-
-    def forward(self, x):
-        if torch.compiler.is_exporting():
-            raise RuntimeError("error while tracing") from KeyboardInterrupt()
-        return traced(self, x)
-
-    monkeypatch.setattr(ExportModule, "forward", forward)
-    save_backbone(create_model("vit_test").reset_parameters(seed=1), tmp_path / "w.pt", "edgedino")
-    lines = []
-    with pytest.raises(KeyboardInterrupt):
-        export(targets=["onnx", "openvino"], weights=str(tmp_path / "w.pt"), imgsz=64, out=tmp_path / "out",
-               log=lines.append)
-    assert lines == ["[1/2] onnx fp32: exporting"]
-    assert not (tmp_path / "out").exists()

@@ -20,11 +20,12 @@ from edgedino.export import verify
 from edgedino.export.coreml import CoreMLTarget, _compress_weights, _set_metadata
 from edgedino.export.coreml_check import INTERPRETER, InterpreterRuntime
 from edgedino.export.coreml_interp import Program
-from edgedino.export.coreml_interp.package import Blobs, model_files, read_spec, type_name
+from edgedino.export.coreml_interp.package import Blobs, read_spec, type_name
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import PRECISIONS, THRESHOLDS, ExportSpec
 from edgedino.export.target import Conversion
+from edgedino.runtime.coreml import model_files
 
 TARGET = CoreMLTarget()
 RNG = np.random.default_rng(0)

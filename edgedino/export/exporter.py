@@ -137,8 +137,6 @@ def export(
 ) -> ExportResult:
     """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
     asked; see `edgedino export --help`."""
-    from edgedino.checkpoints import load_backbone
-
     targets = [targets] if isinstance(targets, str) else list(targets)
     precisions = [precisions] if isinstance(precisions, str) else list(precisions)
     if batch < 1:
@@ -148,16 +146,7 @@ def export(
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
-    if head is not None:
-        from edgedino.heads import backbone_for, load_head
-
-        head_file = load_head(head)
-        backbone, head_module = backbone_for(head_file, weights, model), head_file.head
-        log(f"head: {head_module.cfg.kind} {head_module.cfg.task}, {len(head_module.cfg.classes)} classes, "
-            f"trained on {head_file.backbone.describe()}")
-    else:
-        backbone, head_module = load_backbone(weights, model), None
-    check_finite(backbone, head_module)
+    backbone, head_module = _networks(weights, model, head, log)
     size = check_size(parse_imgsz(imgsz), backbone.stride)
     name = f"{backbone.cfg.name}_{head_module.cfg.task}" if head_module is not None else backbone.cfg.name
     out = Path(out)
@@ -165,10 +154,7 @@ def export(
     for target, spec in specs:
         target.check_destination(out / (spec.filename(name) + target.suffix))
     needs_calib = any(p == "int8" for _, p in pairs)
-    frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
-    if needs_calib and len(frames) < calib_size:
-        log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
-    inputs = model_inputs(frames, size, input_format)
+    inputs = _images(calib, calib_size if needs_calib else 0, size, input_format, log)
     verify_inputs = inputs[:VERIFY_IMAGES]
     reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
                                               head=copy.deepcopy(head_module)),
@@ -192,6 +178,31 @@ def export(
         if not any(r.path for r in results):
             remove_if_empty(created)
     return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+
+
+def _networks(weights, model, head, log):
+    """(backbone, head) to export: the head file's backbone when a head is given; refused if not finite."""
+    from edgedino.checkpoints import load_backbone
+
+    if head is None:
+        backbone, head_module = load_backbone(weights, model), None
+    else:
+        from edgedino.heads import backbone_for, load_head
+
+        head_file = load_head(head)
+        backbone, head_module = backbone_for(head_file, weights, model), head_file.head
+        log(f"head: {head_module.cfg.kind} {head_module.cfg.task}, {len(head_module.cfg.classes)} classes, "
+            f"trained on {head_file.backbone.describe()}")
+    check_finite(backbone, head_module)
+    return backbone, head_module
+
+
+def _images(calib: str | None, calib_size: int, size: tuple[int, int], input_format: str, log) -> np.ndarray:
+    """Real images in the artifact's input format: calibration (the first `calib_size`) and verification."""
+    frames = read_frames(calib, max(calib_size, VERIFY_IMAGES))
+    if calib_size and len(frames) < calib_size:
+        log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
+    return model_inputs(frames, size, input_format)
 
 
 def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging: Path, log,
