@@ -96,8 +96,7 @@ def plan(targets: list[str], precisions: list[str], input_format: str = "float32
 def open_out(out: Path) -> list[Path]:
     """Create the output folder (and missing parents) and check it is writable; the folders it created, which
     are removed again if the export publishes nothing."""
-    if os.path.lexists(out) and not out.is_dir():
-        raise EdgeDinoError(f"output directory {out} is a file, not a folder")
+    check_out(out)
     created = make_parents(out / "artifact")
     try:
         tempfile.TemporaryFile(dir=out).close()
@@ -105,6 +104,11 @@ def open_out(out: Path) -> list[Path]:
         remove_if_empty(created)
         raise EdgeDinoError(f"output directory {out} is not writable: {e.strerror or e}") from None
     return created
+
+
+def check_out(out: Path) -> None:
+    if os.path.lexists(out) and not out.is_dir():
+        raise EdgeDinoError(f"output directory {out} is not writable: it is a file, not a folder")
 
 
 def check_finite(*modules) -> None:
@@ -150,6 +154,7 @@ def export(
     size = check_size(parse_imgsz(imgsz), backbone.stride)
     name = f"{backbone.cfg.name}_{head_module.cfg.task}" if head_module is not None else backbone.cfg.name
     out = Path(out)
+    check_out(out)
     specs = [(t, ExportSpec(t.name, p, size, input_format, batch, dynamic, dict(options or {}))) for t, p in pairs]
     for target, spec in specs:
         target.check_destination(out / (spec.filename(name) + target.suffix))
