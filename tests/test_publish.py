@@ -134,7 +134,7 @@ def re_export_while_polling(target: str, kinds: list[str], two_weights, out: Pat
 def test_openvino_readers_see_the_old_pair_or_the_new_one(two_weights, tmp_path):
     """While the .xml/.bin pair is re-exported with other weights, a slow reader (the .xml, a pause, the .bin) and
     the plain OpenVINO reader only ever see metadata and weights of one export: never a mix, never nothing."""
-    counts = re_export_while_polling("openvino", ["slow-ir", "openvino"], two_weights, tmp_path, rounds=8)
+    counts = re_export_while_polling("openvino", ["slow-ir", "openvino"], two_weights, tmp_path, rounds=5)
     for c in counts:
         assert c["mixed"] == 0 and c["missing"] == 0 and not c["other"], counts
         assert c["consistent"] > 20, counts
@@ -152,7 +152,7 @@ def test_reexporting_the_same_weights_keeps_one_copy(two_weights, tmp_path):
     from edgedino.export.openvino_pair import ranges
 
     paths, _ = two_weights
-    for _ in range(3):
+    for _ in range(2):
         export(targets="openvino", weights=str(paths[0]), imgsz=64, out=tmp_path, verify_outputs=False,
                log=lambda line: None)
     xml = tmp_path / "vit_test_64_fp32.xml"
@@ -160,7 +160,7 @@ def test_reexporting_the_same_weights_keeps_one_copy(two_weights, tmp_path):
 
 
 def test_a_coreml_package_is_never_missing_while_replaced(two_weights, tmp_path):
-    counts = re_export_while_polling("coreml", ["mlpackage"], two_weights, tmp_path, rounds=6)
+    counts = re_export_while_polling("coreml", ["mlpackage"], two_weights, tmp_path, rounds=4)
     (c,) = counts
     assert c["mixed"] == 0 and c["missing"] == 0 and not c["other"] and c["consistent"] > 20, counts
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vit_test_64_fp32.mlpackage"]
