@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     stats, paused, count, t_read, write = RunStats(), False, 1, None, True
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, args.json, source.fps)
+        outputs = Outputs(stack, args.save, args.json, source.fps, (args.source, args.model, args.mask))
         try:
             while True:
                 t0 = time.perf_counter()

@@ -13,6 +13,20 @@ class RunError(EdgeDinoError):
     exit_code = 1
 
 
+def reraise_interrupt(e: BaseException) -> None:
+    """Raise KeyboardInterrupt if `e` is Ctrl-C wrapped in a library's own error (torch.onnx's TorchExportError
+    wraps it), so that a broad `except Exception` never swallows Ctrl-C."""
+    todo, seen = [e], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+
+
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""
 

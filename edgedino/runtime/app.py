@@ -73,9 +73,12 @@ class RunStats:
 class Outputs:
     """The --save video (opened at the first frame's size) and the --json lines, each renamed into place at the end."""
 
-    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float):
-        from edgedino.atomic import atomic_path
+    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float, inputs: tuple = ()):
+        from edgedino.atomic import atomic_path, check_output
 
+        for path in (save, jsonl):
+            if path:
+                check_output(path, inputs=inputs)
         self.stack, self.save, self.fps, self.video = stack, save, fps or 25.0, None
         self.jsonl = stack.enter_context(open(stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
 
@@ -135,7 +138,7 @@ def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step:
     stats, paused, frames = RunStats(), False, source.frames()
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps)
+        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps, (args.source, args.model))
         t_read = time.perf_counter()
         try:
             for frame in frames:

@@ -20,6 +20,7 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.frames import IMAGE_SUFFIXES
+from edgedino.runtime.preprocess import check_image_file
 
 _READERS: dict[threading.Thread, float] = {}  # reader threads still running -> how long to wait for them at exit
 
@@ -191,6 +192,11 @@ class FrameSource:
         for path in self._files[start:]:
             if stop.is_set():
                 return
+            try:
+                check_image_file(path)
+            except EdgeDinoError as e:
+                self.log(f"source: skipping {e}")
+                continue
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 self.log(f"source: skipping unreadable image {path}")
