@@ -1,4 +1,4 @@
-"""Multi-head self-attention with RoPE on patch tokens and the DINOv3 masked key bias."""
+"""Multi-head self-attention with RoPE on patch tokens and the DINOv3 masked key bias, and its deploy form."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from edgedino.models.rope import apply_rope
+from edgedino.models.rope import apply_rope, apply_rope_deployed
 
 
 class MaskedBiasLinear(nn.Linear):
@@ -51,3 +51,42 @@ class Attention(nn.Module):
         prefix = t.shape[-2] - sin.shape[-2]
         rotated = apply_rope(t[:, :, prefix:].float(), sin, cos).to(t.dtype)
         return torch.cat([t[:, :, :prefix], rotated], dim=-2)
+
+    @torch.no_grad()
+    def deploy(self) -> DeployAttention:
+        """The same attention as separate q, k, v linears (the key bias, zero after its mask, dropped)."""
+        C = self.proj.in_features
+        bias = self.qkv.bias
+        masked = hasattr(self.qkv, "bias_mask")
+        parts = []
+        for i in range(3):
+            part_bias = None if bias is None or (i == 1 and masked) else bias[i * C:(i + 1) * C]
+            linear = nn.Linear(C, C, bias=part_bias is not None)
+            linear.weight.copy_(self.qkv.weight[i * C:(i + 1) * C])
+            if part_bias is not None:
+                linear.bias.copy_(part_bias)
+            parts.append(linear)
+        return DeployAttention(*parts, self.proj, self.num_heads)
+
+
+class DeployAttention(nn.Module):
+    """Attention in the form runtimes run fast: three linears (no qkv split), RoPE on every token and head at once
+    from the tables RopeEmbedding.freeze() makes (no token split/concat), one fused attention op."""
+
+    def __init__(self, q: nn.Linear, k: nn.Linear, v: nn.Linear, proj: nn.Linear, num_heads: int):
+        super().__init__()
+        self.q, self.k, self.v, self.proj = q, k, v, proj
+        self.num_heads = num_heads
+
+    def _heads(self, t: Tensor) -> Tensor:
+        B, N, C = t.shape
+        return t.reshape(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)
+
+    def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        B, N, C = x.shape
+        q, k = self.q(x), self.k(x)
+        if rope is not None:
+            sin, cos = rope
+            q, k = apply_rope_deployed(q, sin, cos, self.num_heads), apply_rope_deployed(k, sin, cos, self.num_heads)
+        x = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(self.v(x)))
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))

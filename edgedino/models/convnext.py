@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from edgedino.models.backbone import Backbone
 from edgedino.models.block import drop_path, fold_scale
 from edgedino.models.config import ConvNeXtConfig
+from edgedino.models.convnext_deploy import DeployConvNeXtBlock, channel_norm
 
 
 class ChannelsFirstLayerNorm(nn.LayerNorm):
@@ -89,12 +90,19 @@ class ConvNeXt(Backbone):
         return self._tokens(last)
 
     def deploy(self, imgsz: tuple[int, int]) -> ConvNeXt:
-        """Eval mode for one size, LayerScale folded into each block's last linear (one op fewer per block)."""
+        """Eval mode for one size: LayerScale folded into each block's last layer, every block and norm in NCHW
+        (convnext_deploy: no permutes between the convolutions and the linears)."""
         super().deploy(imgsz)
-        for m in self.modules():
-            if isinstance(m, ConvNeXtBlock) and m.gamma is not None:
-                fold_scale(m.pwconv2, m.gamma)
-                m.gamma = None
+        for stage in self.stages:
+            for i, block in enumerate(stage):
+                if isinstance(block, ConvNeXtBlock):
+                    if block.gamma is not None:
+                        fold_scale(block.pwconv2, block.gamma)
+                    stage[i] = DeployConvNeXtBlock(block)
+        for down in self.downsample_layers:
+            for i, layer in enumerate(down):
+                if isinstance(layer, ChannelsFirstLayerNorm):
+                    down[i] = channel_norm(layer)
         return self
 
     def get_intermediate_layers(self, x: Tensor, n: int | Sequence[int] = 1, norm: bool = True) -> list[dict]:

@@ -2,7 +2,9 @@
 
 Patch-centre coordinates are normalised per axis to [-1, 1]; each head's channels are split into
 rotation pairs whose periods grow geometrically from 1 to `base`. Tables are cached per grid size;
-`freeze(h, w)` turns them into constants for export (no `If`/`Tile` ops in the graph).
+`freeze(h, w, prefix, heads)` turns them into constants for export (no `If`/`Tile` ops in the graph) in the
+deploy layout: one row per token (identity rows for the prefix) and one column per channel of all heads, with
+the rotate-half sign folded into sin, so a runtime rotates with one reverse and two multiply-adds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ def rotate_half(x: Tensor) -> Tensor:
 def apply_rope(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
     """Rotate `x` (..., N, D) by the angles whose sin/cos are (N, D)."""
     return x * cos + rotate_half(x) * sin
+
+
+def swap_halves(x: Tensor, heads: int) -> Tensor:
+    """[a, b] -> [b, a] within each head of (..., heads * head_dim): rotate_half without its sign or a concat."""
+    shape = x.shape
+    return x.reshape(*shape[:-1], heads, 2, shape[-1] // heads // 2).flip(-2).reshape(shape)
+
+
+def apply_rope_deployed(x: Tensor, sin: Tensor, cos: Tensor, heads: int) -> Tensor:
+    """apply_rope over all tokens and heads of (B, N, heads * head_dim), with freeze()'s sign-folded tables."""
+    return x * cos + swap_halves(x, heads) * sin
 
 
 def rope_periods(head_dim: int, base: float) -> Tensor:
@@ -69,9 +82,14 @@ class RopeEmbedding(nn.Module):
             self._cache = {key: self._tables(h, w)}
         return self._cache[key]
 
-    def freeze(self, h: int, w: int) -> None:
-        """Precompute the tables for one grid as constant buffers (the deploy form)."""
+    def freeze(self, h: int, w: int, prefix: int, heads: int) -> None:
+        """Precompute the tables for one grid as constant (prefix + h * w, heads * head_dim) buffers (the deploy
+        form, see apply_rope_deployed): cos 1 and sin 0 on the prefix rows, sin negated where rotate_half negates."""
         sin, cos = self._tables(h, w)
-        self.register_buffer("frozen_sin", sin, persistent=False)
-        self.register_buffer("frozen_cos", cos, persistent=False)
+        half = sin.shape[-1] // 2
+        sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1)
+        self.register_buffer("frozen_sin", torch.cat([sin.new_zeros(prefix, sin.shape[-1]), sin]).tile(heads),
+                             persistent=False)
+        self.register_buffer("frozen_cos", torch.cat([cos.new_ones(prefix, cos.shape[-1]), cos]).tile(heads),
+                             persistent=False)
         self.frozen_hw = (h, w)

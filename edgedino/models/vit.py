@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from edgedino.models.attention import DeployAttention
 from edgedino.models.backbone import Backbone
 from edgedino.models.block import Block, LayerScale
 from edgedino.models.config import ViTConfig
@@ -103,9 +104,12 @@ class VisionTransformer(Backbone):
         return outs
 
     def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
-        """Eval mode for one size: RoPE tables as constants, LayerScale folded into the preceding linears."""
+        """Eval mode for one size: RoPE tables as constants for all tokens and heads, LayerScale folded into the
+        preceding linears, qkv as three linears (DeployAttention)."""
         super().deploy(imgsz)
-        self.rope_embed.freeze(*self.grid(*imgsz))
+        self.rope_embed.freeze(*self.grid(*imgsz), 1 + self.cfg.n_registers, self.cfg.num_heads)
         for blk in self.blocks:
             blk.fold_layerscale()
+            if not isinstance(blk.attn, DeployAttention):
+                blk.attn = blk.attn.deploy()
         return self

@@ -1,0 +1,62 @@
+"""The deploy form (what every exporter converts) equals the training form, and has the shape runtimes run fast:
+no qkv split, no RoPE split/concat, no NCHW<->NHWC permutes inside ConvNeXt blocks."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from edgedino.export.module import ExportModule
+from edgedino.models import create_model
+from edgedino.models.attention import DeployAttention
+
+
+@pytest.mark.parametrize(("name", "size"), [("vit_test", (64, 96)), ("convnext_test", (64, 96)),
+                                            ("vits16", (64, 80)), ("convnext_tiny", (64, 64))])
+def test_deploy_form_equals_training_form_in_fp32(name, size, perturb):
+    model = perturb(create_model(name).eval(), seed=1)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        eager = model.forward_features(x)
+        deployed = model.deploy(size).forward_features(x)
+    kinds = Counter(type(m).__name__ for m in model.modules())
+    assert kinds["DeployAttention"] + kinds["DeployConvNeXtBlock"] == len(getattr(model, "blocks", [])) + sum(
+        len(s) for s in getattr(model, "stages", []))
+    assert kinds["Attention"] == kinds["ConvNeXtBlock"] == kinds["ChannelsFirstLayerNorm"] == 0
+    for k in eager:
+        assert torch.isfinite(deployed[k]).all()
+        torch.testing.assert_close(deployed[k], eager[k], rtol=0, atol=1e-5)
+
+
+def test_deployed_vit_has_three_linears_and_no_key_bias():
+    model = create_model("vit_test").deploy((64, 64))
+    attn = model.blocks[0].attn
+    assert isinstance(attn, DeployAttention)
+    assert attn.q.bias is not None and attn.k.bias is None and attn.v.bias is not None
+    prefix, n = 1 + model.cfg.n_registers, 16
+    sin, cos = model.rope_embed(4, 4)
+    assert sin.shape == cos.shape == (prefix + n, model.cfg.embed_dim)
+    assert (sin[:prefix] == 0).all() and (cos[:prefix] == 1).all(), "CLS and registers carry no position"
+
+
+def _ov_ops(name: str, size: tuple[int, int]) -> Counter:
+    import openvino as ov
+
+    module = ExportModule(create_model(name), size)
+    model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
+    return Counter(op.get_type_name() for op in model.get_ops())
+
+
+def test_exported_vit_graph_has_no_split_and_one_concat():
+    ops = _ov_ops("vit_test", (64, 64))
+    assert ops["VariadicSplit"] == ops["Split"] == 0, ops
+    assert ops["Concat"] == 1, "only [CLS, registers, patches]: RoPE adds no concat"
+    assert ops["ScaledDotProductAttention"] == len(create_model("vit_test").blocks)
+
+
+def test_exported_convnext_graph_has_no_permutes_in_blocks():
+    ops = _ov_ops("convnext_test", (64, 64))
+    assert ops["Transpose"] <= 1, f"only the final (B, C, h*w) -> (B, h*w, C); got {ops['Transpose']}"
+    assert ops["Convolution"] >= 2 * sum(create_model("convnext_test").cfg.depths), "pointwise layers are 1x1 convs"
