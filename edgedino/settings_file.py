@@ -21,6 +21,7 @@ KINDS = {
     "size": lambda v: (type(v) is int and v >= 1) or isinstance(v, str),
     "sizes": lambda v: all((type(x) is int and x >= 1) or isinstance(x, str) for x in (v if isinstance(v, list)
                                                                                           else [v])),
+    "yes/no": lambda v: type(v) is bool,
     "mapping of options": lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and type(x) in (str, int, float, bool) for k, x in v.items()),
 }

@@ -43,7 +43,7 @@ def table(report: dict) -> str:
     lines = header_lines(report) + [""]
     lines += ["  ".join(c.rjust(w) if i >= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
-    lines += ["", LEGEND] + reasons(report)
+    lines += ["", LEGEND] + reasons(report) + [""] + profiles(report)
     return "\n".join(lines)
 
 
@@ -52,11 +52,20 @@ def reasons(report: dict) -> list[str]:
             for r in report["rows"] if r["reason"]]
 
 
+def profiles(report: dict) -> list[str]:
+    """The per-op table of every profiled row (benchmark --profile)."""
+    from edgedino.bench.opprofile import markdown as op_table
+
+    return [op_table(f"{r['model']} {r['imgsz']} b{r['batch']} {r['threads']}t {r['target']} {r['precision']}",
+                     r["profile"]) for r in report["rows"] if r.get("profile")]
+
+
 def markdown(report: dict) -> str:
     lines = ["# edgedino benchmark", ""] + [f"- {line}" for line in header_lines(report)] + [""]
     lines += ["| " + " | ".join(h or "status" for h in HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in report["rows"]]
     lines += ["", LEGEND, ""] + [f"- {line}" for line in reasons(report)]
+    lines += ["", "## Per-op profiles", ""] + profiles(report) if any(r.get("profile") for r in report["rows"]) else []
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,7 @@ class Row:
     gmacs_per_s: float | None = None
     peak_share: float | None = None
     cached: bool = False
+    profile: dict | None = None  # per-op times (edgedino.bench.opprofile), with --profile
 
 
 @dataclass
@@ -101,6 +102,7 @@ def fill(row: Row, result: dict, features: Path, inputs: Inputs, peaks: dict) ->
     row.latency_ms = {"median": float(np.median(lat)), "p90": float(np.percentile(lat, 90)), "min": float(lat.min())}
     row.fps = row.batch * 1000 / row.latency_ms["median"]
     row.rss_mb = result["rss_mb"]
+    row.profile = result.get("profile")
     row.gmacs_per_s = inputs.macs * row.batch / (row.latency_ms["median"] / 1000) / 1e9
     row.peak_share = row.gmacs_per_s / peaks[row.threads]["int8" if row.precision == "int8" else "fp32"]
     outputs = np.load(features)
@@ -149,7 +151,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
     log(f"{model} {row.imgsz} b{batch} {threads}t {target} {precision}")
     job = {"backend": target, "weights": str(weights), "imgsz": list(size), "batch": batch, "threads": threads,
            "warmup": suite.warmup, "iters": suite.iters, "seconds": suite.seconds, "inputs": str(inputs.eval_file),
-           "features": str(tmp / "features.npz"), "path": None}
+           "features": str(tmp / "features.npz"), "path": None, "profile": suite.profile}
     try:
         if target not in BASELINES:
             reason = unavailable_reason(SUFFIX.get(target, ""))

@@ -27,6 +27,7 @@ class Suite:
     calib: str | None = None
     calib_size: int = 32
     timeout_s: float = 900.0  # per backend process
+    profile: bool = False  # per-op times of every artifact row (edgedino.bench.opprofile)
 
     def combos(self) -> list[tuple[str, str]]:
         """(target, precision) pairs: the baselines in fp32, each export target in every precision."""
@@ -38,7 +39,7 @@ class Suite:
 KINDS = {"description": "text", "models": "texts", "weights": "text or null", "targets": "texts",
          "precisions": "texts", "imgsz": "sizes", "threads": "counts", "batch": "counts",
          "warmup": "whole number >= 0", "iters": "count", "seconds": "number >= 0 or null", "calib": "text or null",
-         "calib_size": "count", "timeout_s": "number >= 0"}
+         "calib_size": "count", "timeout_s": "number >= 0", "profile": "yes/no"}
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -2,7 +2,8 @@
 
 Loads one backend (PyTorch eager, torch.compile, or an artifact in its runtime) with the threads asked,
 times warm-up then timed runs on a fixed input, runs the evaluation inputs once, and writes the latencies
-and peak memory as JSON on stdout and the evaluation features to the job's npz file.
+and peak memory as JSON on stdout and the evaluation features to the job's npz file; with "profile", the per-op
+times of an artifact too, taken after the timed runs.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def measure(job: dict) -> dict:
     batch = job["batch"]
     outs = [run(np.repeat(x[None], batch, axis=0)) for x in evaluation]
     np.savez(job["features"], **{k: np.concatenate([o[k][:1] for o in outs]) for k in ("cls", "patch_tokens")})
-    return {"latency_ms": samples, "rss_mb": peak_rss_mb()}
+    result = {"latency_ms": samples, "rss_mb": peak_rss_mb()}
+    if job.get("profile") and job["path"]:
+        from edgedino.bench.opprofile import profile
+
+        result["profile"] = profile(job["path"], timing, job["threads"])
+    return result
 
 
 def peak_rss_mb() -> float:

@@ -56,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--iters", type=int, help="timed runs (default 20)")
     p.add_argument("--seconds", type=float, help="time at least this long (in addition to --iters)")
     p.add_argument("--calib", help="image folder or video for int8 calibration and parity")
+    p.add_argument("--profile", action="store_true", default=None,
+                   help="per-op time of every artifact by op type (OpenVINO perf counters, onnxruntime profiler), "
+                        "with the share of matmul/conv/attention kernels; in the table, JSON and Markdown")
     p.add_argument("--json", help="write every field as JSON")
     p.add_argument("--md", help="write the table as Markdown")
     p.add_argument("--plot", help="write a PNG plot of latency against size")
@@ -80,7 +83,7 @@ def run(args) -> int:
     overrides = {"models": _list(args.model), "targets": _list(args.targets), "precisions": _list(args.precision),
                  "imgsz": _list(args.imgsz), "threads": _list(args.threads, int), "batch": _list(args.batch, int),
                  "warmup": args.warmup, "iters": args.iters, "seconds": args.seconds, "calib": args.calib,
-                 "weights": args.weights}
+                 "weights": args.weights, "profile": args.profile}
     suite = check_suite(replace(suite, **{k: v for k, v in overrides.items() if v is not None}))
     report = run_suite(suite, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(report))
