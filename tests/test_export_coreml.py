@@ -81,13 +81,13 @@ def test_metadata_round_trips_with_converter_versions(convert):
 
 
 def test_rope_tables_are_not_compressed_but_a_global_config_would_compress_them(convert, tmp_path):
-    """At 128x192 the sin/cos tables (96x32) pass coremltools' 2048-element threshold: only a weight selector spares
-    them."""
+    """At 128x192 the sin/cos tables (101x64: 5 prefix and 96 patch rows, 2 heads of 32) pass coremltools'
+    2048-element threshold: only a weight selector spares them."""
     import coremltools as ct
     import coremltools.optimize.coreml as cto
 
     conv, path = convert("vit_test", (128, 192), "palettize4")
-    assert "RoPE: sin/cos tables (96, 32) stored uncompressed" in TARGET.static_checks(conv, path)
+    assert "RoPE: sin/cos tables (101, 64) stored uncompressed" in TARGET.static_checks(conv, path)
     fp32_conv, fp32_path = convert("vit_test", (128, 192), "fp32")
     naive = cto.palettize_weights(ct.models.MLModel(str(fp32_path), skip_model_load=True),
                                   cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=4)))

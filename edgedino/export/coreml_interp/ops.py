@@ -180,5 +180,7 @@ OPS = {
     "reduce_mean": lambda a: a["x"].mean(_axes(a["axes"], a["x"].ndim) if "axes" in a else None,
                                          keepdims=bool(a.get("keep_dims", False))),
     "expand_dims": expand_dims,
+    "reverse": lambda a: np.flip(a["x"], _axes(a["axes"], a["x"].ndim) if "axes" in a else None),
+    "sqrt": lambda a: np.sqrt(a["x"]),
     "squeeze": lambda a: np.squeeze(a["x"], _axes(a["axes"], a["x"].ndim) if "axes" in a else None),
 }
