@@ -1,7 +1,8 @@
 """Artifacts cached by content, so a second benchmark run measures without re-exporting.
 
 The key covers everything that changes the file: model, weights hash, target, precision, size, batch,
-calibration source and the versions of edgedino and every converter.
+calibration source, the versions of edgedino and every converter, and the source of the code that shapes the
+graph (edgedino.models, edgedino.export), so a changed deploy form or quantizer never reuses an old artifact.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ def seeded_weights(model: str) -> Path:
     return path
 
 
+def graph_source_digest() -> str:
+    """SHA-256 of the Python source of edgedino.models and edgedino.export: what makes the exported graph."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for sub in ("models", "export") for p in (package / sub).rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def artifact(model: str, weights: Path, target: str, precision: str, imgsz: tuple[int, int], batch: int,
              calib: str | None, calib_size: int, log) -> tuple[object, bool]:
     """(ArtifactResult, cache hit) for one export; failed exports are not cached."""
@@ -38,7 +48,7 @@ def artifact(model: str, weights: Path, target: str, precision: str, imgsz: tupl
 
     content = {"model": model, "weights": weights_sha256(str(weights)), "target": target, "precision": precision,
                "imgsz": list(imgsz), "batch": batch, "calib": str(calib), "calib_size": calib_size,
-               "versions": versions()}
+               "versions": versions(), "graph_source": graph_source_digest()}
     key = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir() / "artifacts" / f"{model}_{target}_{precision}_{imgsz[0]}x{imgsz[1]}_b{batch}_{key}"
     record = folder / "result.json"
