@@ -4,7 +4,8 @@ Quantization choices, measured on this AVX2 CPU (no VNNI):
 - Only MatMul (and Conv for int8) are quantized. LayerNorm, Softmax, GELU, the residual adds and the
   RoPE arithmetic stay in float: they are cheap, and int8 there costs accuracy for no speed.
 - reduce_range=True (7-bit weights): without VNNI the u8 x s8 multiply-add saturates in 16 bits.
-- int8-weights quantizes MatMul only: dynamic int8 ConvNeXt depthwise convolutions ran several times slower.
+- int8-weights quantizes MatMul and the dense Conv (ConvNeXt's deploy form has its pointwise layers as 1x1
+  Conv), not the depthwise Conv: dynamic int8 ConvNeXt depthwise convolutions ran several times slower.
 """
 
 from __future__ import annotations
@@ -47,11 +48,20 @@ class _Calibration:
         raise NotImplementedError
 
 
+def _depthwise_convs(path: Path) -> list[str]:
+    """Names of the grouped (depthwise) Conv nodes, which dynamic int8 runs several times slower than float."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "Conv"
+            and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
 def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     if conv.spec.precision == "int8-weights":
-        quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
-                         weight_type=QuantType.QInt8)
+        quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
+                         weight_type=QuantType.QInt8, nodes_to_exclude=_depthwise_convs(src))
         return
     quantize_static(src, dst, _Calibration(conv.calibration()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,

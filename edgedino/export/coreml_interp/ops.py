@@ -64,6 +64,16 @@ def layer_norm(a: dict) -> np.ndarray:
     return y * a.get("gamma", 1.0) + a.get("beta", 0.0)
 
 
+def batch_norm(a: dict) -> np.ndarray:
+    """Per-channel (axis 1) (x - mean) / sqrt(variance + epsilon) * gamma + beta: a fused scale and shift."""
+    x = a["x"]
+    along = (-1,) + (1,) * (x.ndim - 2)
+    scale = np.float32(1) / np.sqrt(a["variance"] + np.float32(a.get("epsilon", 1e-5)))
+    y = (x - a["mean"].reshape(along)) * scale.reshape(along)
+    return y * np.asarray(a.get("gamma", 1.0)).reshape(along if "gamma" in a else ()) + np.asarray(
+        a.get("beta", 0.0)).reshape(along if "beta" in a else ())
+
+
 def matmul(a: dict) -> np.ndarray:
     x = np.swapaxes(a["x"], -1, -2) if a.get("transpose_x", False) else a["x"]
     return x @ (np.swapaxes(a["y"], -1, -2) if a.get("transpose_y", False) else a["y"])
@@ -169,6 +179,7 @@ OPS = {
     "linear": linear,
     "conv": conv,
     "layer_norm": layer_norm,
+    "batch_norm": batch_norm,
     "gelu": gelu,
     "softmax": lambda a: softmax(a["x"], int(a.get("axis", -1))),
     "scaled_dot_product_attention": attention,
