@@ -27,7 +27,7 @@ from edgedino.export.coreml_calib import activation_ranges
 from edgedino.export.coreml_checks import check_package
 from edgedino.export.coreml_consts import weight_names
 from edgedino.export.spec import PRECISIONS
-from edgedino.export.target import Conversion, Target, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, register
 from edgedino.runtime.base import METADATA_KEY
 from edgedino.version import __version__
 
@@ -49,6 +49,7 @@ class CoreMLTarget(Target):
     precisions = PRECISIONS
     packages = ("coremltools",)
     input_formats = ("float32",)  # Core ML has no uint8 tensors; camera frames would need an ImageType input
+    int8 = Int8Scheme(outputs=True, symmetric=True)  # linear_symmetric quantize/dequantize pairs on both sides
 
     def convert(self, conv: Conversion, path: Path) -> None:
         """Export, convert to an ML program, compress as the precision asks, embed metadata, save."""
@@ -57,11 +58,12 @@ class CoreMLTarget(Target):
         target = deployment_target(conv.spec.options)
         _check_convertible(conv)
         prog = _to_mil(conv.module, conv.spec.precision, target)
+        float_layers = conv.spec.quant.float_layers
         if conv.spec.precision == "int8":
-            _quantize_activations(prog, conv.calib)
+            _quantize_activations(prog, conv.calib, float_layers)
         model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
                            pass_pipeline=ct.PassPipeline.EMPTY)
-        model = _compress_weights(model, conv.spec.precision)
+        model = _compress_weights(model, conv.spec.precision, float_layers)
         _set_metadata(model, conv)
         model.save(str(path))
 
@@ -122,15 +124,33 @@ def _to_mil(module: torch.nn.Module, precision: str, target):
                       minimum_deployment_target=target, compute_precision=compute)
 
 
-def _quantize_activations(prog, calib) -> None:
-    """Insert int8 quantize/dequantize pairs around conv/linear (QUANTIZED_OPS), with ranges measured on `calib`."""
+def layer_weight(layer: str) -> str:
+    """The name torch.export gives a backbone layer's weight constant (converters may append e.g. '_to_fp16')."""
+    return "p_backbone_" + layer.replace(".", "_") + "_weight"
+
+
+def _is_weight_of(layer: str, name: str) -> bool:
+    return name == layer_weight(layer) or name.startswith(layer_weight(layer) + "_to_")
+
+
+def _float_ops(prog, layers: tuple[str, ...]) -> list[str]:
+    """Names of the conv/linear ops whose weight belongs to a layer kept in float."""
+    weights = {op.name: op.inputs["weight"].name for op in prog.functions["main"].operations
+               if op.op_type in QUANTIZED_OPS}
+    return match_layers("coreml", layers, weights, lambda layer, op: _is_weight_of(layer, weights[op]))
+
+
+def _quantize_activations(prog, calib, float_layers: tuple[str, ...] = ()) -> None:
+    """Insert int8 quantize/dequantize pairs around conv/linear (QUANTIZED_OPS), with ranges measured on `calib`;
+    the ops of `float_layers` (and a task head's) stay float16."""
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
     from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig
 
     int8 = OpLinearQuantizerConfig(mode="linear_symmetric")
+    float_ops = _head_ops(prog) + _float_ops(prog, float_layers)
     config = OptimizationConfig(op_type_configs={op: int8 for op in QUANTIZED_OPS},
-                                op_name_configs={name: None for name in _head_ops(prog)})
+                                op_name_configs={name: None for name in float_ops})
     ranges = activation_ranges(prog, calib)
     for name in ("insert_prefix_quantize_dequantize_pair", "insert_suffix_quantize_dequantize_pair"):
         graph_pass = PASS_REGISTRY[f"compression::{name}"]
@@ -164,14 +184,17 @@ def _weight_names(model) -> list[str]:
     return weight_names(model.get_spec(), WEIGHT_INPUTS, MIN_WEIGHT_SIZE)
 
 
-def _compress_weights(model, precision: str):
-    """Compress the selected weights by name; everything else keeps its float type."""
+def _compress_weights(model, precision: str, float_layers: tuple[str, ...] = ()):
+    """Compress the selected weights by name; everything else, and the weights of `float_layers`, keeps its float
+    type."""
     from coremltools.optimize.coreml import OptimizationConfig, linear_quantize_weights, palettize_weights
 
     op_config = _weight_config(precision)
     if op_config is None:
         return model
-    config = OptimizationConfig(op_name_configs={name: op_config for name in _weight_names(model)})
+    names = _weight_names(model)
+    kept = match_layers("coreml", float_layers, names, _is_weight_of)
+    config = OptimizationConfig(op_name_configs={name: op_config for name in names if name not in kept})
     compress = palettize_weights if precision == "palettize4" else linear_quantize_weights
     return compress(model, config)
 

@@ -18,16 +18,20 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export import verify
+from edgedino.export.int8_policy import guarded, plan_precision
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
-from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
+from edgedino.export.smooth import ALPHA
+from edgedino.export.spec import GUARDED, INPUT_FORMATS, INT8_POLICIES, PRECISIONS, THRESHOLDS, ExportSpec, QuantPlan
 from edgedino.export.target import Conversion, Target, all_targets, get_target
 from edgedino.runtime.base import RuntimeUnavailable
-from edgedino.runtime.frames import model_inputs, read_frames
+from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
 VERIFY_IMAGES = 8
-GATED = ("patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
+GATED = ("cls", "patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
+CALIB_DEFAULT = "the photos shipped with edgedino (edgedino/assets)"
+VERIFY_DEFAULT = "held-out photos shipped with edgedino (edgedino/assets/holdout)"
 
 
 @dataclass
@@ -42,6 +46,8 @@ class ArtifactResult:
     parity: list[dict] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     message: str = ""
+    float_layers: list[str] = field(default_factory=list)  # int8 / palettize4 layers kept in float
+    tries: list[dict] = field(default_factory=list)  # int8 policy auto: each try's float layers and parity
 
     @property
     def ok(self) -> bool:
@@ -56,6 +62,11 @@ class ExportResult:
     input_format: str
     verify_images: int
     artifacts: list[ArtifactResult]
+    verify_set: str = VERIFY_DEFAULT
+    calib_set: str = CALIB_DEFAULT
+    calib_images: int = 0
+    int8_policy: str = "auto"
+    sensitivity: dict[str, list[dict]] = field(default_factory=dict)  # precision -> layers, most sensitive first
 
     @property
     def ok(self) -> bool:
@@ -118,9 +129,13 @@ def export(
     options: dict | None = None,
     log: Callable[[str], None] = print,
     head: str | Path | None = None,
+    verify_images: str | Path | None = None,
+    int8_policy: str = "auto",
+    smoothquant: float | None = ALPHA,
 ) -> ExportResult:
     """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
-    asked; see `edgedino export --help`."""
+    asked, each checked on images calibration did not see; see `edgedino export --help`. `smoothquant` is the
+    SmoothQuant strength for int8 (None: off, the int8 of earlier versions, for comparisons)."""
     from edgedino.checkpoints import load_backbone
 
     targets = [targets] if isinstance(targets, str) else list(targets)
@@ -129,6 +144,8 @@ def export(
         raise EdgeDinoError(f"batch must be at least 1, got {batch}")
     if input_format not in INPUT_FORMATS:
         raise EdgeDinoError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
+    if int8_policy not in INT8_POLICIES:
+        raise EdgeDinoError(f"unknown int8 policy {int8_policy!r} (policies: {', '.join(INT8_POLICIES)})")
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
@@ -142,35 +159,51 @@ def export(
     else:
         backbone, head_module = load_backbone(weights, model), None
     size = check_size(parse_imgsz(imgsz), backbone.stride)
-    needs_calib = any(p == "int8" for _, p in pairs)
-    frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
+    guarded_precisions = sorted({p for _, p in pairs if p in GUARDED})
+    calib_frames = read_frames(calib, calib_size) if guarded_precisions else []
+    verify_frames = read_frames(verify_images if verify_images is not None else HOLDOUT, VERIFY_IMAGES)
     out = Path(out)
     check_writable(out)  # last of the checks, so a bad flag leaves no empty folder behind
-    if needs_calib and len(frames) < calib_size:
-        log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
-    inputs = model_inputs(frames, size, input_format)
-    verify_inputs = inputs[:VERIFY_IMAGES]
-    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
-                                              head=copy.deepcopy(head_module)),
-                                 verify_inputs)
+    if guarded_precisions and len(calib_frames) < calib_size:
+        log(f"note: calibration uses {len(calib_frames)} images ({calib_size} asked)")
+    if calib_frames and Path(verify_images or HOLDOUT).resolve() == Path(calib or SAMPLES).resolve():
+        log("note: the verification images are the calibration images: parity is measured in-sample")
+    calib_inputs = model_inputs(calib_frames, size, input_format) if calib_frames else None
+    verify_inputs = model_inputs(verify_frames, size, input_format)
+    reference_module = ExportModule(copy.deepcopy(backbone), size, input_format, head=copy.deepcopy(head_module))
+    reference = verify.reference(reference_module, verify_inputs)
+    plans = {p: plan_precision(p, int8_policy, reference_module, calib_inputs, verify_inputs, log, smoothquant)
+             for p in guarded_precisions}
     results = []
     for i, (target, precision) in enumerate(pairs, 1):
-        spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}))
         log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
-        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log, head_module,
-                      head)
-        if result.status == "exported" and verify_outputs:
-            verify_artifact(result, target, verify_inputs, reference, log)
-        elif result.status == "exported":
-            result.status = "unverified"
-            result.message = "not verified (--no-verify)"
-        results.append(result)
-    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+
+        def make(quant: QuantPlan, target=target, precision=precision) -> ArtifactResult:
+            spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}), quant)
+            prepare = plans[precision].prepare if precision in plans else None
+            result = _one(target, spec, backbone, calib_inputs if precision in GUARDED else None, out, log,
+                          head_module, head, prepare)
+            result.float_layers = list(quant.float_layers)
+            if result.status == "exported" and verify_outputs:
+                verify_artifact(result, target, verify_inputs, reference, log)
+            elif result.status == "exported":
+                result.status, result.message = "unverified", "not verified (--no-verify)"
+            return result
+
+        if precision in plans:
+            results.append(guarded(plans[precision], target.int8, THRESHOLDS[precision], make, log))
+        else:
+            results.append(make(QuantPlan()))
+    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results,
+                        str(verify_images) if verify_images is not None else VERIFY_DEFAULT,
+                        str(calib) if calib is not None else CALIB_DEFAULT, len(calib_frames), int8_policy,
+                        {k: v for plan in plans.values() for k, v in plan.report().items()})
 
 
 def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log,
-         head=None, head_file: str | Path | None = None) -> ArtifactResult:
-    """Convert into a staging folder, run the static checks, then publish under the final name."""
+         head=None, head_file: str | Path | None = None, prepare: Callable | None = None) -> ArtifactResult:
+    """Convert into a staging folder, run the static checks, then publish under the final name. `prepare` turns
+    the deployed module into the form the precision exports (SmoothQuant for int8)."""
     name = f"{backbone.cfg.name}_{head.cfg.task}" if head is not None else backbone.cfg.name
     final = out / (spec.filename(name) + target.suffix)
     result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
@@ -179,6 +212,7 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, o
     try:
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
                               head=copy.deepcopy(head))
+        module = prepare(module) if prepare else module
         conv = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
         staged = staging / final.name
         with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results

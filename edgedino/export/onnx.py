@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.export.target import Conversion, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 OPSET = 18
@@ -47,6 +47,23 @@ class _Calibration:
         raise NotImplementedError
 
 
+def _float_nodes(src: Path, layers: tuple[str, ...]) -> list[str]:
+    """Names of the MatMul / Conv nodes of the backbone layers to keep in float, found by the torch module scopes
+    the exporter records on every node."""
+    import ast
+
+    import onnx
+
+    if not layers:
+        return []
+    scopes = {}
+    for node in onnx.load(str(src)).graph.node:
+        if node.op_type in ("MatMul", "Conv", "Gemm"):
+            meta = {p.key: p.value for p in node.metadata_props}
+            scopes[node.name] = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+    return match_layers("onnx", layers, scopes, lambda layer, name: f"backbone.{layer}" in scopes[name])
+
+
 def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
     if conv.spec.precision == "int8-weights":
@@ -55,6 +72,7 @@ def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
         return
     quantize_static(src, dst, _Calibration(conv.calibration()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
+                    nodes_to_exclude=_float_nodes(src, conv.spec.quant.float_layers),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
 

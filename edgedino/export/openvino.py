@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.export.target import Conversion, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 
@@ -29,13 +29,21 @@ def _convert(conv: Conversion):
     return model
 
 
-def _int8(model, calib: np.ndarray):
+def _float_ops(model, layers: tuple[str, ...]) -> list[str]:
+    """Friendly names of the MatMul / convolution ops of the backbone layers to keep in float (convert_model names
+    each op after the torch module it came from)."""
+    ops = [op.get_friendly_name() for op in model.get_ordered_ops()
+           if op.get_type_name() in ("MatMul", "Convolution", "GroupConvolution")]
+    return match_layers("openvino", layers, ops, lambda layer, name: name.startswith(f"__module.backbone.{layer}/"))
+
+
+def _int8(model, calib: np.ndarray, float_layers: tuple[str, ...] = ()):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     return nncf.quantize(
         model, nncf.Dataset(list(calib), lambda s: s[None]), subset_size=len(calib),
-        model_type=nncf.ModelType.TRANSFORMER,
+        model_type=nncf.ModelType.TRANSFORMER, ignored_scope=nncf.IgnoredScope(names=_float_ops(model, float_layers)),
         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
     )
 
@@ -61,7 +69,7 @@ class OpenVINOTarget(Target):
         precision = conv.spec.precision
         with quiet_converters("nncf"):
             if precision == "int8":
-                model = _int8(model, conv.calibration())
+                model = _int8(model, conv.calibration(), conv.spec.quant.float_layers)
             elif precision == "int8-weights":
                 model = _int8_weights(model)
         conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}

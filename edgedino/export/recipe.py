@@ -8,7 +8,8 @@ import yaml
 
 from edgedino.errors import EdgeDinoError
 
-KEYS = {"description", "target", "precision", "imgsz", "model", "calib", "calib_size", "input_format", "options"}
+KEYS = {"description", "target", "precision", "imgsz", "model", "calib", "calib_size", "input_format", "options",
+        "verify_images", "int8_policy"}
 
 
 def load_recipe(path: str | Path) -> dict:

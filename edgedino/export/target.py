@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,15 @@ class Conversion:
         return self.calib
 
 
+@dataclass(frozen=True)
+class Int8Scheme:
+    """How a target's int8 treats a linear or convolution layer, as far as its accuracy goes."""
+
+    outputs: bool = False  # the layer's output is int8 too (TFLite, Core ML), not only its input
+    symmetric: bool = False  # activations symmetric around 0 (Core ML); else asymmetric, with a zero point
+    depthwise: bool = True  # depthwise convolutions are quantized (TFLite keeps them float)
+
+
 class Target:
     name: str = ""
     suffix: str = ""  # artifact file (or folder) suffix
@@ -44,6 +54,7 @@ class Target:
     extra: str = "export"  # the pip extra that installs them
     input_formats: tuple[str, ...] = INPUT_FORMATS
     dynamic_shapes: bool = False  # can export a dynamic batch
+    int8: Int8Scheme = Int8Scheme()
 
     def available(self) -> str | None:
         """None when the converter is installed; else what is missing and how to install it."""
@@ -85,6 +96,21 @@ def quiet_converters(*loggers: str):
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+def match_layers(target: str, layers: Sequence[str], names: Iterable[str], matches: Callable[[str, str], bool]
+                 ) -> list[str]:
+    """The target's own names (nodes, ops, tensor scopes) of the backbone layers to keep in float; a layer that no
+    name matches is an error, so a layer is never silently quantized after all."""
+    names = list(names)
+    found = []
+    for layer in layers:
+        hits = [n for n in names if matches(layer, n)]
+        if not hits:
+            raise EdgeDinoError(f"the {target} graph has no quantizable op for layer {layer!r}, which was to stay "
+                                "in float")
+        found += hits
+    return found
 
 
 TARGETS: dict[str, Target] = {}

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
-from edgedino.export.target import Conversion, Target, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, register
 from edgedino.runtime.base import METADATA_KEY
 
 SIGNATURE = "serving_default"
@@ -61,8 +61,38 @@ def _convert_fp32(module: ExportModule, path: Path) -> None:
     edge.export(str(path))
 
 
-def _recipe(precision: str) -> list:
-    """The ai-edge-quantizer recipe for one precision."""
+def layer_scope(module: ExportModule, layer: str) -> str:
+    """The scope litert-torch writes into the tensor names of a backbone layer: each module called on the way as
+    '<module>.<class>_<attribute or index>', joined by '/'. A ModuleList (only iterated) and the backbone (its
+    forward_features is called directly) leave no trace; the trailing ';' ends the layer's own name."""
+    parts, obj = [], module.backbone
+    for part in layer.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        if not isinstance(obj, nn.ModuleList):
+            parts.append(f"{type(obj).__module__}.{type(obj).__qualname__}_{part}")
+    return "/" + "/".join(parts) + ";"
+
+
+def _float_scopes(module: ExportModule, src: Path, layers: tuple[str, ...]) -> list[str]:
+    """Regexes of the op scopes of the layers to keep in float, each checked against the float32 model's ops."""
+    import re
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    if not layers:
+        return []
+    model = schema.ModelT.InitFromPackedBuf(src.read_bytes(), 0)
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    scopes = [";".join(graph.tensors[i].name.decode() for i in op.outputs) + ";" for op in graph.operators
+              if codes.get(model.operatorCodes[op.opcodeIndex].builtinCode) in (*INT8_OPS, "DEPTHWISE_CONV_2D")]
+    wanted = {layer: layer_scope(module, layer) for layer in layers}
+    match_layers("tflite", layers, scopes, lambda layer, scope: wanted[layer] in scope)
+    return [re.escape(wanted[layer]) for layer in layers]
+
+
+def _recipe(precision: str, float_scopes: list[str] = ()) -> list:
+    """The ai-edge-quantizer recipe for one precision; ops whose scope matches `float_scopes` stay float."""
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -78,6 +108,9 @@ def _recipe(precision: str) -> list:
         for edge in (ops.INPUT, ops.OUTPUT):
             manager.add_quantization_config(".*", edge, algorithm_key=AlgorithmName.NO_QUANTIZE)
         manager.add_quantization_config(HEAD_TENSORS, ops.FULLY_CONNECTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        for scope in float_scopes:
+            for op in INT8_OPS:
+                manager.add_quantization_config(scope, ops(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
     return manager.get_quantization_recipe()
 
 
@@ -86,11 +119,11 @@ def _calibration(calib: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
     return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(sample[None])} for sample in calib]}
 
 
-def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None) -> None:
+def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None, float_scopes: list[str] = ()) -> None:
     """Quantize a float32 .tflite into `dst` with ai-edge-quantizer."""
     from ai_edge_quantizer import quantizer
 
-    qt = quantizer.Quantizer(str(src), _recipe(precision))
+    qt = quantizer.Quantizer(str(src), _recipe(precision, float_scopes))
     ranges = qt.calibrate(calibration, num_threads=os.cpu_count() or 1) if calibration else None
     dst.write_bytes(qt.quantize(ranges, enable_progress_report=False).quantized_model)
 
@@ -140,6 +173,7 @@ class TfliteTarget(Target):
     suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
+    int8 = Int8Scheme(outputs=True, depthwise=False)  # FULLY_CONNECTED / CONV_2D write int8 outputs; INT8_OPS
 
     def convert(self, conv: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
@@ -151,7 +185,8 @@ class TfliteTarget(Target):
             fp32 = path.with_name("fp32_" + path.name)
             try:
                 _convert_fp32(conv.module, fp32)
-                _quantize(fp32, path, precision, calibration)
+                scopes = _float_scopes(conv.module, fp32, conv.spec.quant.float_layers)
+                _quantize(fp32, path, precision, calibration, scopes)
             finally:
                 fp32.unlink(missing_ok=True)
         conv.metadata["converter"] = _converter_versions()

@@ -52,6 +52,11 @@ class Backbone(nn.Module):
     def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """(LayerNorm name, names of the layers its output feeds and nothing else), for SmoothQuant's exact
+        rescaling; each family lists its own."""
+        return []
+
     def deploy(self, imgsz: tuple[int, int]) -> Backbone:
         """Eval mode, fixed to one input size, in the form exporters convert (constant tables, folded scales).
 

@@ -88,6 +88,15 @@ class ConvNeXt(Backbone):
         *_, last = self._stages(x)
         return self._tokens(last)
 
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """Each LayerNorm whose output feeds only linear or convolution layers, with those layers (by name): the
+        pairs along which a per-channel scale moves exactly from one to the other (SmoothQuant). The stem's norm
+        feeds the residual stream, so it is not one."""
+        pairs = [(f"downsample_layers.{i}.0", [f"downsample_layers.{i}.1"]) for i in range(1, 4)]
+        pairs += [(f"stages.{s}.{b}.norm", [f"stages.{s}.{b}.pwconv1"])
+                  for s, stage in enumerate(self.stages) for b in range(len(stage))]
+        return pairs
+
     def deploy(self, imgsz: tuple[int, int]) -> ConvNeXt:
         """Eval mode for one size, LayerScale folded into each block's last linear (one op fewer per block)."""
         super().deploy(imgsz)

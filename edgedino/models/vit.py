@@ -96,6 +96,14 @@ class VisionTransformer(Backbone):
                 outs.append(self._split(self._norm(x) if norm else x, h, w))
         return outs
 
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """Each LayerNorm whose output feeds only linear layers, with those layers (by name): the pairs along
+        which a per-channel scale moves exactly from one to the other (SmoothQuant)."""
+        ffn_in = ["fc1"] if self.cfg.ffn == "mlp" else ["w1", "w2"]
+        return [pair for i in range(len(self.blocks))
+                for pair in ((f"blocks.{i}.norm1", [f"blocks.{i}.attn.qkv"]),
+                             (f"blocks.{i}.norm2", [f"blocks.{i}.mlp.{n}" for n in ffn_in]))]
+
     def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
         """Eval mode for one size: RoPE tables as constants, LayerScale folded into the preceding linears."""
         super().deploy(imgsz)
