@@ -29,8 +29,8 @@ def register(sub) -> None:
         """,
     )
     p.add_argument("artifact", help="the exported file (.onnx, .xml, .tflite) or package folder (.mlpackage)")
-    p.add_argument("--images", help="image folder or video to compare on (default: the sample photos shipped "
-                                    "with edgedino)")
+    p.add_argument("--images", help="image folder or video to compare on, 8 images (default: held-out photos "
+                                    "shipped with edgedino, which the default calibration does not see)")
     p.add_argument("--weights", help="the weights file the artifact was exported from (default: its recorded "
                                      "name, next to the artifact or in the current folder)")
     p.add_argument("--head", help="the head file an artifact with a task head was exported with (default: its "
@@ -89,12 +89,19 @@ def run(args) -> int:
     from edgedino.checkpoints import load_backbone
     from edgedino.cli.export import print_table
     from edgedino.export import verify
-    from edgedino.export.exporter import VERIFY_IMAGES, ArtifactResult, ExportResult, _size, verify_artifact
+    from edgedino.export.exporter import (
+        VERIFY_DEFAULT,
+        VERIFY_IMAGES,
+        ArtifactResult,
+        ExportResult,
+        _size,
+        verify_artifact,
+    )
     from edgedino.export.module import ExportModule
     from edgedino.export.spec import THRESHOLDS
     from edgedino.export.target import all_targets
     from edgedino.heads import load_head
-    from edgedino.runtime.frames import model_inputs, read_frames
+    from edgedino.runtime.frames import HOLDOUT, model_inputs, read_frames
 
     path = Path(args.artifact)
     if not path.exists():
@@ -115,7 +122,7 @@ def run(args) -> int:
         warnings.simplefilter("ignore")
         module = ExportModule(load_backbone(weights, meta["model"]), size, input_format,
                               head=load_head(head).head if head else None)
-    inputs = model_inputs(read_frames(args.images, VERIFY_IMAGES), size, input_format)
+    inputs = model_inputs(read_frames(args.images or HOLDOUT, VERIFY_IMAGES), size, input_format)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     log(f"verifying {path.name}: {meta['model']} {meta['precision']} from {weights} on {len(inputs)} images")
     if head:
@@ -126,7 +133,8 @@ def run(args) -> int:
     result = ArtifactResult(target.name, meta["precision"], str(path), "exported", size_mb=_size(path) / 1e6,
                             threshold=THRESHOLDS[meta["precision"]])
     verify_artifact(result, target, inputs, verify.reference(module, inputs), log, runtimes)
-    report = ExportResult(meta["model"], weights, size, input_format, len(inputs), [result])
+    report = ExportResult(meta["model"], weights, size, input_format, len(inputs), [result],
+                          args.images or VERIFY_DEFAULT)
     print_table(report)
     if args.json:
         from edgedino.atomic import atomic_path

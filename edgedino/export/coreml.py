@@ -75,7 +75,9 @@ class CoreMLTarget(Target):
 
     def static_checks(self, conv: Conversion, path: Path) -> list[str]:
         """Spec, input/outputs, weight compression, RoPE tables and metadata."""
-        return check_package(conv, path, embedded_metadata(conv), WEIGHT_INPUTS, MIN_WEIGHT_SIZE)
+        layers = conv.spec.quant.float_layers
+        return check_package(conv, path, embedded_metadata(conv), WEIGHT_INPUTS, MIN_WEIGHT_SIZE,
+                             kept=lambda name: any(_is_weight_of(layer, name) for layer in layers))
 
 
 def deployment_target(options: dict) -> AvailableTarget:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,10 @@ COMPRESSION = {"fp32": (), "fp16": (), "int8-weights": LINEAR_OPS, "int8": LINEA
 INT8 = ("INT8", "UINT8")
 
 
-def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: dict, min_size: int) -> list[str]:
-    """All static checks of the package at `path` against what `conv` asked for."""
+def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: dict, min_size: int,
+                  kept: Callable[[str], bool] = lambda name: False) -> list[str]:
+    """All static checks of the package at `path` against what `conv` asked for; `kept(name)` says whether a
+    weight belongs to a layer the int8 policy keeps in float."""
     import coremltools as ct
 
     try:
@@ -38,7 +41,7 @@ def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: d
     ops = main_ops(spec)
     return [f"package loads: ML program, spec version {spec.specificationVersion}, opset {fn.opset}, {len(ops)} ops",
             _check_input(spec, conv), _check_outputs(spec, conv), _check_rope(spec, path, conv),
-            _check_weights(ops, conv.spec.precision, weight_inputs, min_size), _check_metadata(spec, metadata)]
+            _check_weights(ops, conv.spec.precision, weight_inputs, min_size, kept), _check_metadata(spec, metadata)]
 
 
 def _mil_type(tensor_type) -> str:
@@ -91,14 +94,18 @@ def _check_constexpr_targets(ops, weight_inputs: dict) -> None:
                                     f"it feeds {', '.join(sorted({f'{t}.{k}' for t, k in bad}))}")
 
 
-def _check_weights(ops, precision: str, weight_inputs: dict, min_size: int) -> str:
-    """Weights compressed as the precision asks (and only weights); the float ones in the compute type."""
+def _check_weights(ops, precision: str, weight_inputs: dict, min_size: int, kept: Callable[[str], bool]) -> str:
+    """Weights compressed as the precision asks (and only weights, and none of a layer kept in float); the float
+    ones in the compute type."""
     _check_constexpr_targets(ops, weight_inputs)
     want = COMPRESSION[precision]
     weights = _weights(ops, weight_inputs)
     compressed = {n: op for n, op in weights.items() if op.type.startswith("constexpr_")}
     plain = {n: op for n, op in weights.items() if n not in compressed}
-    missed = [n for n, op in plain.items() if want and math.prod(_dims(op)) > min_size]
+    if any(kept(n) for n in compressed):
+        raise EdgeDinoError(f"Core ML {precision}: compressed weights of layers kept in float: "
+                            f"{sorted(n for n in compressed if kept(n))[:3]}")
+    missed = [n for n, op in plain.items() if want and math.prod(_dims(op)) > min_size and not kept(n)]
     wrong = [n for n, op in compressed.items() if op.type not in want]
     if not weights or missed or wrong or (want and not compressed):
         expected = " or ".join(want) or "no compression"
@@ -112,8 +119,10 @@ def _check_weights(ops, precision: str, weight_inputs: dict, min_size: int) -> s
     if not compressed:
         return f"weights: {len(plain)} {float_type.lower()}, none compressed" + _check_activations(ops, precision)
     kinds = ", ".join(f"{k} x{v}" for k, v in Counter(op.type for op in compressed.values()).items())
+    floats = sum(1 for n in plain if kept(n))
     line = (f"weights: {len(compressed)} compressed ({kinds}; {_detail(ops)}), "
-            f"{len(plain)} of <= {min_size} elements kept {float_type.lower()}")
+            f"{len(plain) - floats} of <= {min_size} elements kept {float_type.lower()}"
+            + (f", {floats} of layers kept in float" if floats else ""))
     return line + _check_activations(ops, precision)
 
 

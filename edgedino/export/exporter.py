@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from edgedino.export import verify
 from edgedino.export.int8_policy import guarded, plan_precision
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
+from edgedino.export.results import CALIB_DEFAULT, VERIFY_DEFAULT, ArtifactResult, ExportResult
 from edgedino.export.smooth import ALPHA
 from edgedino.export.spec import GUARDED, INPUT_FORMATS, INT8_POLICIES, PRECISIONS, THRESHOLDS, ExportSpec, QuantPlan
 from edgedino.export.target import Conversion, Target, all_targets, get_target
@@ -30,50 +31,6 @@ from edgedino.runtime.preprocess import check_size, parse_imgsz
 
 VERIFY_IMAGES = 8
 GATED = ("cls", "patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
-CALIB_DEFAULT = "the photos shipped with edgedino (edgedino/assets)"
-VERIFY_DEFAULT = "held-out photos shipped with edgedino (edgedino/assets/holdout)"
-
-
-@dataclass
-class ArtifactResult:
-    target: str
-    precision: str
-    path: str | None
-    status: str  # "ok", "verify-failed", "export-failed", "unverified" (no runtime here: static checks only)
-    size_mb: float = 0.0
-    export_s: float = 0.0
-    threshold: float = 0.0
-    parity: list[dict] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    message: str = ""
-    float_layers: list[str] = field(default_factory=list)  # int8 / palettize4 layers kept in float
-    tries: list[dict] = field(default_factory=list)  # int8 policy auto: each try's float layers and parity
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("ok", "unverified")
-
-
-@dataclass
-class ExportResult:
-    model: str
-    weights: str | None
-    imgsz: tuple[int, int]
-    input_format: str
-    verify_images: int
-    artifacts: list[ArtifactResult]
-    verify_set: str = VERIFY_DEFAULT
-    calib_set: str = CALIB_DEFAULT
-    calib_images: int = 0
-    int8_policy: str = "auto"
-    sensitivity: dict[str, list[dict]] = field(default_factory=dict)  # precision -> layers, most sensitive first
-
-    @property
-    def ok(self) -> bool:
-        return all(a.ok for a in self.artifacts)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
 
 
 def plan(targets: list[str], precisions: list[str], input_format: str = "float32") -> list[tuple[Target, str]]:
@@ -171,33 +128,61 @@ def export(
     calib_inputs = model_inputs(calib_frames, size, input_format) if calib_frames else None
     verify_inputs = model_inputs(verify_frames, size, input_format)
     reference_module = ExportModule(copy.deepcopy(backbone), size, input_format, head=copy.deepcopy(head_module))
-    reference = verify.reference(reference_module, verify_inputs)
     plans = {p: plan_precision(p, int8_policy, reference_module, calib_inputs, verify_inputs, log, smoothquant)
              for p in guarded_precisions}
+    job = _Job(backbone, head_module, head, size, input_format, batch, dynamic, dict(options or {}), out, calib_inputs,
+               verify_inputs, verify.reference(reference_module, verify_inputs), plans, verify_outputs, log)
     results = []
     for i, (target, precision) in enumerate(pairs, 1):
         log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
-
-        def make(quant: QuantPlan, target=target, precision=precision) -> ArtifactResult:
-            spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}), quant)
-            prepare = plans[precision].prepare if precision in plans else None
-            result = _one(target, spec, backbone, calib_inputs if precision in GUARDED else None, out, log,
-                          head_module, head, prepare)
-            result.float_layers = list(quant.float_layers)
-            if result.status == "exported" and verify_outputs:
-                verify_artifact(result, target, verify_inputs, reference, log)
-            elif result.status == "exported":
-                result.status, result.message = "unverified", "not verified (--no-verify)"
-            return result
-
-        if precision in plans:
-            results.append(guarded(plans[precision], target.int8, THRESHOLDS[precision], make, log))
-        else:
-            results.append(make(QuantPlan()))
+        results.append(job.artifact(target, precision))
     return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results,
                         str(verify_images) if verify_images is not None else VERIFY_DEFAULT,
                         str(calib) if calib is not None else CALIB_DEFAULT, len(calib_frames), int8_policy,
                         {k: v for plan in plans.values() for k, v in plan.report().items()})
+
+
+@dataclass
+class _Job:
+    """What every artifact of one export() call shares."""
+
+    backbone: object
+    head: object
+    head_file: str | Path | None
+    size: tuple[int, int]
+    input_format: str
+    batch: int
+    dynamic: bool
+    options: dict
+    out: Path
+    calib: np.ndarray | None
+    verify_inputs: np.ndarray
+    reference: list
+    plans: dict  # quantized precision -> PrecisionPlan
+    verify_outputs: bool
+    log: Callable[[str], None]
+
+    def artifact(self, target: Target, precision: str) -> ArtifactResult:
+        """One target x precision: a quantized precision as its int8 policy says, any other one as it is."""
+        make = lambda quant: self.make(target, precision, quant)  # noqa: E731
+        if precision in self.plans:
+            return guarded(self.plans[precision], target.int8, THRESHOLDS[precision], make, self.log)
+        return make(QuantPlan())
+
+    def make(self, target: Target, precision: str, quant: QuantPlan) -> ArtifactResult:
+        """Convert, publish and verify one artifact."""
+        spec = ExportSpec(target.name, precision, self.size, self.input_format, self.batch, self.dynamic,
+                          dict(self.options), quant)
+        plan = self.plans.get(precision)
+        prepare = (lambda module: plan.prepare(module, target.int8)) if plan else None
+        result = _one(target, spec, self.backbone, self.calib if plan else None, self.out, self.log, self.head,
+                      self.head_file, prepare)
+        result.float_layers = list(quant.float_layers)
+        if result.status == "exported" and self.verify_outputs:
+            verify_artifact(result, target, self.verify_inputs, self.reference, self.log)
+        elif result.status == "exported":
+            result.status, result.message = "unverified", "not verified (--no-verify)"
+        return result
 
 
 def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log,

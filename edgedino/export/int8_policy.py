@@ -34,7 +34,7 @@ class PrecisionPlan:
 
     precision: str
     policy: str
-    module: ExportModule  # deployed, SmoothQuant applied for int8: what is quantized
+    module: ExportModule  # deployed, as the backbone is (prepare() adds SmoothQuant per target)
     calib: np.ndarray
     heldout: np.ndarray
     log: Callable[[str], None]
@@ -43,16 +43,18 @@ class PrecisionPlan:
     simulators: dict[Int8Scheme, Simulator] = field(default_factory=dict)
     tables: dict[Int8Scheme, list[LayerSensitivity]] = field(default_factory=dict)
 
-    def prepare(self, module: ExportModule) -> ExportModule:
-        """A module as this precision exports it: SmoothQuant folded in for int8."""
+    def prepare(self, module: ExportModule, scheme: Int8Scheme) -> ExportModule:
+        """A module as this precision exports it for a target: SmoothQuant folded in for int8 (inside the
+        normalisation where the target's converter folds norms into the next layer)."""
         if self.scales:
-            apply_smoothing(module, self.scales)
+            apply_smoothing(module, self.scales, inside_norm=scheme.norm_folded)
         return module
 
     def simulator(self, scheme: Int8Scheme) -> Simulator:
         scheme = scheme if self.precision == "int8" else Int8Scheme()  # palettize4 touches weights only
         if scheme not in self.simulators:
-            self.simulators[scheme] = Simulator(self.module, self.precision, self.calib, self.heldout, scheme)
+            module = self.prepare(copy.deepcopy(self.module), scheme)
+            self.simulators[scheme] = Simulator(module, self.precision, self.calib, self.heldout, scheme)
         return self.simulators[scheme]
 
     def table(self, scheme: Int8Scheme) -> list[LayerSensitivity]:
@@ -66,15 +68,18 @@ class PrecisionPlan:
             self.log(f"    most sensitive (1 - cosine when quantized alone): {worst}")
         return self.tables[sim.scheme]
 
-    def first_count(self, scheme: Int8Scheme, eligible: list[str], threshold: float) -> int:
+    def clears(self, scheme: Int8Scheme, quantized: list[str], threshold: float) -> bool:
+        """Whether the simulated cls and patch parity with these layers quantized clear threshold + MARGIN."""
+        return min(self.simulator(scheme).parity(quantized)) >= threshold + MARGIN
+
+    def first_count(self, scheme: Int8Scheme, ranked: list[str], threshold: float) -> int:
         """The fewest most-sensitive layers to keep float for the simulation to clear threshold + MARGIN."""
-        sim = self.simulator(scheme)
-        clears = lambda k: min(sim.parity(eligible[k:])) >= threshold + MARGIN  # noqa: E731
+        clears = lambda k: self.clears(scheme, ranked[k:], threshold)  # noqa: E731
         if clears(0):
             return 0
         low, high = 0, 1
-        while high < len(eligible) and not clears(high):
-            low, high = high, min(2 * high, len(eligible))
+        while high < len(ranked) and not clears(high):
+            low, high = high, min(2 * high, len(ranked))
         while high - low > 1:
             mid = (low + high) // 2
             low, high = (low, mid) if clears(mid) else (mid, high)
@@ -93,6 +98,8 @@ def describe(scheme: Int8Scheme, precision: str) -> str:
     parts = ["8-bit inputs and outputs" if scheme.outputs else "8-bit inputs"]
     parts += ["symmetric"] if scheme.symmetric else []
     parts += [] if scheme.depthwise else ["depthwise float"]
+    parts += [] if scheme.weight_bits == 8 else [f"{scheme.weight_bits}-bit weights"]
+    parts += ["norms folded into the next layer"] if scheme.norm_folded else []
     return ", ".join(parts)
 
 
@@ -100,11 +107,12 @@ def plan_precision(precision: str, policy: str, module: ExportModule, calib: np.
                    log: Callable[[str], None], smoothquant: float | None = ALPHA) -> PrecisionPlan:
     """The shared plan of one quantized precision: SmoothQuant scales of strength `smoothquant` (None: none) for
     int8, from the calibration images."""
-    module = copy.deepcopy(module)
     plan = PrecisionPlan(precision, policy, module, calib, heldout, log)
     if precision == "int8" and smoothquant is not None:
         plan.alpha, plan.scales = smoothquant, smoothing_scales(module, calib, smoothquant)
-        apply_smoothing(module, plan.scales)
+        if plan.scales:
+            log(f"int8: SmoothQuant (alpha {smoothquant}) on {len(plan.scales)} of "
+                f"{len(module.backbone.norm_consumers())} norms, whose outputs have outlier channels")
     return plan
 
 
@@ -116,23 +124,27 @@ def next_count(count: int, total: int) -> int:
 def guarded(plan: PrecisionPlan, scheme: Int8Scheme, threshold: float, make: Callable[[QuantPlan], object],
             log: Callable[[str], None]):
     """Export through `make(QuantPlan)` (convert and verify one artifact) as the policy says; the result records
-    the layers kept in float and every try."""
+    the layers kept in float and every try. The sensitivity table is measured only when it is needed: when the
+    simulation of quantizing everything falls short, or an artifact does."""
     if plan.policy != "auto":
         if plan.policy == "report":
             plan.table(scheme)
         return make(QuantPlan(plan.policy, (), plan.alpha))
-    eligible = [s.layer for s in plan.table(scheme)]
-    count = plan.first_count(scheme, eligible, threshold)
-    tries = []
+    ranked, count, tries = None, 0, []
+    if not plan.clears(scheme, plan.simulator(scheme).eligible, threshold):
+        ranked = [s.layer for s in plan.table(scheme)]
+        count = plan.first_count(scheme, ranked, threshold)
     while True:
         if count:
-            log(f"    keeping {count} of {len(eligible)} layers in float: {', '.join(eligible[:count])}")
-        result = make(QuantPlan("auto", tuple(eligible[:count]), plan.alpha))
+            log(f"    keeping {count} of {len(ranked)} layers in float: {', '.join(ranked[:count])}")
+        result = make(QuantPlan("auto", tuple(ranked[:count]) if count else (), plan.alpha))
         par = {p["output"]: p["cosine_mean"] for p in result.parity}
         tries.append({"float_layers": count, "cls": par.get("cls"), "patch_tokens": par.get("patch_tokens"),
                       "status": result.status})
-        if result.status != "verify-failed" or count == len(eligible):
+        if result.status != "verify-failed" or (ranked is not None and count == len(ranked)):
             break
-        count = next_count(count, len(eligible))
+        if ranked is None:
+            ranked = [s.layer for s in plan.table(scheme)]
+        count = max(next_count(count, len(ranked)), plan.first_count(scheme, ranked, threshold))
     result.tries = tries
     return result

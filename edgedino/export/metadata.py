@@ -53,7 +53,8 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
         **({"head": _head_record(module, head_file)} if module.head is not None else {}),
         "target": spec.target,
         "precision": spec.precision,
-        **({"quantization": asdict(spec.quant)} if spec.precision in GUARDED else {}),
+        **({"quantization": {**asdict(spec.quant), "float_layers": list(spec.quant.float_layers)}}
+           if spec.precision in GUARDED else {}),
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
         "created": datetime.date.today().isoformat(),
         "license": DINOV3_NOTICE if weights else RANDOM_NOTICE,

@@ -38,9 +38,20 @@ class TensorStats:
 
     lo: float  # smallest value
     hi: float  # largest value
-    channel_absmax: Tensor  # (C,) largest |x| per channel
-    median_abs: float  # median over samples of each sample's median |x|
+    channel_lo: Tensor  # (C,) smallest value per channel
+    channel_hi: Tensor  # (C,) largest value per channel
+    median_abs: float = 0.0  # median over samples of each sample's median |x|
     samples: int = 0
+
+    @classmethod
+    def empty(cls, channels: int) -> TensorStats:
+        return cls(float("inf"), float("-inf"), torch.full((channels,), float("inf")),
+                   torch.full((channels,), float("-inf")))
+
+    @property
+    def channel_absmax(self) -> Tensor:
+        """(C,) largest |x| per channel."""
+        return torch.maximum(-self.channel_lo, self.channel_hi)
 
     @property
     def outlier_ratio(self) -> float:
@@ -49,9 +60,10 @@ class TensorStats:
 
     def add(self, x: Tensor, axis: int) -> None:
         x = x.detach().float()
-        per_channel = x.abs().movedim(axis, -1).reshape(-1, x.shape[axis]).amax(0)
+        rows = x.movedim(axis, -1).reshape(-1, x.shape[axis])
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
-        self.channel_absmax = torch.maximum(self.channel_absmax, per_channel)
+        self.channel_lo = torch.minimum(self.channel_lo, rows.amin(0))
+        self.channel_hi = torch.maximum(self.channel_hi, rows.amax(0))
         n = self.samples
         self.median_abs = (self.median_abs * n + float(x.abs().median())) / (n + 1)
         self.samples = n + 1
@@ -100,7 +112,7 @@ def observe(run: Callable[[Tensor], object], layers: dict[str, nn.Module], batch
             axis = channel_axis(layer)
             seen = stats.setdefault(name, {})
             if where not in seen:
-                seen[where] = TensorStats(float("inf"), float("-inf"), torch.zeros(x.shape[axis]), 0.0)
+                seen[where] = TensorStats.empty(x.shape[axis])
             seen[where].add(x, axis)
         return add
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgedino.export.target import Conversion, Target, match_layers, quiet_converters, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 OPSET = 18
@@ -110,6 +110,7 @@ class OnnxTarget(Target):
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("onnx", "onnxscript", "onnxruntime")
     dynamic_shapes = True
+    int8 = Int8Scheme(weight_bits=7)  # reduce_range: 7-bit weights
 
     def convert(self, conv: Conversion, path: Path) -> None:
         if conv.spec.precision == "fp32":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.export.target import Conversion, Target, match_layers, quiet_converters, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 
@@ -60,6 +60,7 @@ class OpenVINOTarget(Target):
     suffix = ".xml"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("openvino", "nncf")
+    int8 = Int8Scheme(weight_bits=7)  # the overflow fix quantizes weights to 7 bits
 
     def convert(self, conv: Conversion, path: Path) -> None:
         import nncf

@@ -20,7 +20,7 @@ from edgedino.export.target import Int8Scheme
 from edgedino.export.verify import cosines
 
 BATCH = 8
-RANKING_IMAGES = 4  # the one-layer-at-a-time table runs on the first held-out images only (it runs once a layer)
+RANKING_IMAGES = 2  # the one-layer-at-a-time table runs on the first held-out images only (it runs once a layer)
 
 
 @dataclass
@@ -52,6 +52,8 @@ class Simulator:
                  scheme: Int8Scheme | None = None):
         self.module, self.precision, self.scheme = module.eval(), precision, scheme or Int8Scheme()
         self.layers = quantizable_layers(module)
+        named = dict(module.backbone.named_modules())
+        self.norms = {c: named[norm] for norm, consumers in module.backbone.norm_consumers() for c in consumers}
         self.stats = observe(module, self.layers, _batches(calib))
         self.heldout = heldout
         self.reference = self._outputs(heldout)
@@ -70,7 +72,7 @@ class Simulator:
         """(cls, patch) mean cosine with fp32 on the first `count` held-out images (all by default) when the given
         layers are quantized."""
         images = self.heldout[:count]
-        with simulated(self.layers, quantized, self.precision, self.stats, self.scheme):
+        with simulated(self.layers, quantized, self.precision, self.stats, self.scheme, self.norms):
             got = self._outputs(images)
         ref = {n: v[:len(images)] for n, v in self.reference.items()}
         return tuple(float(cosines(got[n], ref[n]).mean()) for n in ("cls", "patch_tokens"))

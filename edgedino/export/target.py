@@ -44,6 +44,8 @@ class Int8Scheme:
     outputs: bool = False  # the layer's output is int8 too (TFLite, Core ML), not only its input
     symmetric: bool = False  # activations symmetric around 0 (Core ML); else asymmetric, with a zero point
     depthwise: bool = True  # depthwise convolutions are quantized (TFLite keeps them float)
+    weight_bits: int = 8  # 7 where the target reduces the range for CPUs without VNNI (ONNX, OpenVINO)
+    norm_folded: bool = False  # the converter folds a LayerNorm's gain and bias into the next layer (TFLite)
 
 
 class Target:

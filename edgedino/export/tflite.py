@@ -173,7 +173,9 @@ class TfliteTarget(Target):
     suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
-    int8 = Int8Scheme(outputs=True, depthwise=False)  # FULLY_CONNECTED / CONV_2D write int8 outputs; INT8_OPS
+    # FULLY_CONNECTED / CONV_2D write int8 outputs; depthwise stays float (INT8_OPS); the converter folds a
+    # LayerNorm's gain and bias into the next FULLY_CONNECTED / CONV_2D (its weights become W * g)
+    int8 = Int8Scheme(outputs=True, depthwise=False, norm_folded=True)
 
     def convert(self, conv: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
