@@ -74,3 +74,59 @@ def test_coreml_palettize4_and_int8_keep_float_layers_uncompressed(tiny_weights,
         assert a.status == "ok" and min(parity["cls"], parity["patch_tokens"]) >= THRESHOLDS[a.precision], a
         if a.float_layers:
             assert any("of layers kept in float" in check for check in a.checks)
+
+
+def _cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgedino", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=900)
+
+
+def test_cli_report_prints_the_sensitivity_and_names_the_verification_set(tiny_weights, tmp_path):
+    from edgedino.runtime.frames import HOLDOUT
+
+    out = _cli("export", "--target", "onnx", "--weights", tiny_weights["vit_test"], "--imgsz", "64",
+               "--precision", "int8", "--int8-policy", "report", "--verify-images", str(HOLDOUT),
+               "--out", str(tmp_path / "x"), "--json", str(tmp_path / "r.json"))
+    assert out.returncode in (0, 1), out.stderr
+    assert f"parity on 8 images: {HOLDOUT}" in out.stdout and "int8 policy report" in out.stdout
+    table = out.stdout.split("sensitivity: cosine with PyTorch when only this layer is quantized")[1].splitlines()
+    layers = [line.split()[0] for line in table[2:] if line.strip()]
+    assert sorted(layers) == sorted(["patch_embed.proj"] + [f"blocks.{b}.{n}" for b in (0, 1)
+                                                          for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["int8_policy"] == "report" and report["artifacts"][0]["float_layers"] == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--int8-policy", "fast"], "invalid choice: 'fast'"),
+    (["--verify-images", "{empty}"], "has no readable images"),
+])
+def test_bad_policy_or_verification_images_fail_before_any_work(args, message, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "{empty}" else a for a in args]
+    out = _cli("export", "--model", "vit_test", "--imgsz", "64", "--precision", "int8", *args,
+               "--out", str(tmp_path / "out"))
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="session")
+def vits16_stressed(tmp_path_factory):
+    """ViT-S/16 with severity-3 outliers (3x the DINOv3-like magnitudes), as a weights file."""
+    path = tmp_path_factory.mktemp("vits16_stress") / "vits16_stress3.pt"
+    return str(save_backbone(stress_weights("vits16", 3.0), path, "edgedino"))
+
+
+def test_vits16_plain_int8_fails_and_auto_holds_on_tflite(vits16_stressed, tmp_path):
+    """Real size: without SmoothQuant and the policy (int8 as edgedino made it before) TFLite falls below 0.99 on
+    the held-out images; auto brings cls and patch tokens back above it."""
+    plain = export(targets=["tflite"], weights=vits16_stressed, precisions=["int8"], out=tmp_path / "plain",
+                   log=print, int8_policy="strict", smoothquant=None).artifacts[0]
+    auto = export(targets=["tflite"], weights=vits16_stressed, precisions=["int8"], out=tmp_path / "auto",
+                  log=print).artifacts[0]
+    assert plain.status == "verify-failed" and min(_parity(plain)["cls"], _parity(plain)["patch_tokens"]) < 0.99
+    assert auto.status == "ok" and min(_parity(auto)["cls"], _parity(auto)["patch_tokens"]) >= 0.99
+    assert 0 < len(auto.float_layers) < 49 // 2

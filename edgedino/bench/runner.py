@@ -19,7 +19,7 @@ from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
 from edgedino.export.verify import cosines
 from edgedino.runtime.base import unavailable_reason
-from edgedino.runtime.frames import model_inputs, read_frames, sample_images
+from edgedino.runtime.frames import HOLDOUT, model_inputs, read_frames, sample_images
 from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
 
 VERIFY_IMAGES = 8
@@ -67,7 +67,7 @@ def prepare(model: str, weights: Path, size: tuple[int, int], suite: Suite, batc
 
     backbone = load_backbone(weights)
     check_size(size, backbone.stride)
-    frames = read_frames(suite.calib, VERIFY_IMAGES)
+    frames = read_frames(HOLDOUT, VERIFY_IMAGES)  # images no calibration sees
     pairs = dense.pairs([read_image(p) for p in sample_images()], size)
     evaluation = model_inputs(frames + [img for a, b, _ in pairs for img in (a, b)], size)
     with torch.inference_mode():
