@@ -26,8 +26,9 @@ import numpy as np
 
 from edgedino import save_backbone
 from edgedino.bench.machine import describe, machine_id, versions
+from edgedino.bench.outlier_stats import statistics
 from edgedino.bench.runner import run_worker
-from edgedino.bench.stress_weights import statistics, stress_weights
+from edgedino.bench.stress_weights import stress_weights
 from edgedino.export import export
 from edgedino.export.verify import cosines
 from edgedino.runtime.frames import model_inputs, read_frames

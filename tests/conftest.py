@@ -36,18 +36,6 @@ def perturb():
     Default init has LayerScale 1e-5 (ViT) or 1e-6 (ConvNeXt), which mutes every block: a comparison on such
     weights would hide attention, RoPE and quantization errors inside the blocks.
     """
-    import torch
+    from edgedino.bench.stress_weights import perturb
 
-    @torch.no_grad()
-    def apply(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-        g = torch.Generator().manual_seed(seed)
-        for name, p in model.named_parameters():
-            if name.endswith(("lambda1", "gamma")):
-                p.copy_(0.3 + 0.7 * torch.rand(p.shape, generator=g))
-            elif "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith("bias") or "token" in name:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        return model
-
-    return apply
+    return perturb

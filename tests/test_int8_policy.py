@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgedino.bench.stress_weights import base_weights, sample_batch, statistics, stress
+from edgedino.bench.outlier_stats import statistics
+from edgedino.bench.stress_weights import base_weights, sample_batch, stress
 from edgedino.export.int8_policy import guarded, next_count, plan_precision
 from edgedino.export.module import ExportModule
 from edgedino.export.observe import observe, quantizable_layers

@@ -35,11 +35,10 @@ class Recipe:
 
 
 @torch.no_grad()
-def base_weights(model: str, seed: int = 0) -> Backbone:
-    """A seeded random backbone whose every block matters: LayerScale in [0.3, 1], random norm gains and biases.
+def perturb(net: Backbone, seed: int) -> Backbone:
+    """Make every part of a model matter: LayerScale in [0.3, 1], random norm gains and biases, random tokens.
 
     Default init mutes the blocks (LayerScale 1e-5), which would hide any error made inside them."""
-    net = create_model(model).reset_parameters(seed)
     g = torch.Generator().manual_seed(seed)
     for name, p in net.named_parameters():
         if name.endswith(("lambda1", "gamma")):
@@ -48,7 +47,12 @@ def base_weights(model: str, seed: int = 0) -> Backbone:
             p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
         elif name.endswith("bias") or "token" in name:
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
-    return net.eval()
+    return net
+
+
+def base_weights(model: str, seed: int = 0) -> Backbone:
+    """The seeded random backbone the stress weights start from, every block mattering (`perturb`)."""
+    return perturb(create_model(model).reset_parameters(seed), seed).eval()
 
 
 class _Seen(Exception):
@@ -212,46 +216,6 @@ def stress(model: Backbone, severity: float, images: Tensor, seed: int = 0, reci
     return model
 
 
-def _kind(name: str) -> str:
-    """A layer's kind, for grouping: its attribute name, or 'downsample' / 'stem' for ConvNeXt's and the patch
-    embedding's convolutions."""
-    if name.startswith("downsample_layers"):
-        return "stem" if name.startswith("downsample_layers.0") else "downsample"
-    return "stem" if name.startswith("patch_embed") else name.rsplit(".", 1)[-1]
-
-
-@torch.no_grad()
-def statistics(model: Backbone, images: Tensor) -> dict[str, float]:
-    """max |x| / median |x| at each site (residual stream by depth, each kind of layer input, the output), the
-    register tokens' norm over the patch tokens', and two sanity checks of the fp32 features."""
-    from edgedino.export.observe import observe, quantizable_layers
-
-    model = model.eval()
-    ratio = lambda x: float(x.abs().max() / x.abs().median().clamp_min(1e-12))  # noqa: E731
-    stages = list(model.blocks) if hasattr(model, "blocks") else list(model.stages)
-    picks = sorted({0, len(stages) // 2, len(stages) - 1})
-    label = "block" if hasattr(model, "blocks") else "stage"
-    skip = 1 + getattr(model.cfg, "n_registers", 0) if label == "block" else 0
-    out = {f"residual after {label} {i + 1}": ratio(rows(capture(model, stages[i], images, output=True),
-                                                         channels_first=label == "stage", skip=skip))
-           for i in picks}
-    if skip > 1:
-        last = capture(model, stages[-1], images, output=True).norm(dim=-1)
-        out["register / patch token norm"] = float(last[:, 1:skip].mean() / last[:, skip:].median())
-    for name, st in observe(model.forward_features, quantizable_layers(model), [images]).items():
-        key = f"{_kind(name)} input"
-        out[key] = max(out.get(key, 0.0), st.input.outlier_ratio)
-    feats = model.forward_features(images)
-    patches = feats["patch_tokens"].flatten(1, 2)
-    out["output patch tokens"] = ratio(patches)
-    mean = patches.mean(1, keepdim=True)
-    out["sanity: token cos to image mean"] = float(torch.cosine_similarity(patches, mean, dim=-1).mean())
-    cls = torch.nn.functional.normalize(feats["cls"], dim=-1)
-    out["sanity: cls cos across images"] = float((cls @ cls.T)[~torch.eye(len(cls), dtype=torch.bool)].mean())
-    out["sanity: finite"] = float(all(torch.isfinite(v).all() for v in feats.values()))
-    return out
-
-
 def sample_batch(size: int = 224, count: int = 4) -> Tensor:
     """The photos shipped with edgedino, preprocessed: what the stress weights are calibrated on."""
     from edgedino.runtime.frames import model_inputs, read_frames
@@ -270,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     from pathlib import Path
 
     from edgedino import save_backbone
+    from edgedino.bench.outlier_stats import statistics
 
     p = argparse.ArgumentParser(prog="python -m edgedino.bench.stress_weights", description=main.__doc__)
     p.add_argument("--model", default="vits16")
