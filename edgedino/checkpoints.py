@@ -1,13 +1,14 @@
 """Load and save backbones: official DINOv3 .pth, official training checkpoints, HF folders, edgedino files.
 
-The architecture is read off the tensors' shapes when not given; every missing, unexpected or
-mis-shaped key is a CheckpointError that names it. Pickles are always read with weights_only=True.
+Weights can be named by a local path, a Hugging Face Hub id or a download link (edgedino.fetch). The
+architecture is read off the tensors' shapes when not given; every missing, unexpected or mis-shaped key is a
+CheckpointError that names it, found before the model is allocated. Pickles are always read with
+weights_only=True.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,16 +16,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from edgedino import hf_layout
+from edgedino import dcp, fetch, hf_layout
 from edgedino.atomic import atomic_path
+from edgedino.digest import check_name_hash
 from edgedino.errors import CheckpointError
-from edgedino.models import MODELS, Backbone, ModelConfig, create_model, get_config, match_preset
-from edgedino.models.config import ConvNeXtConfig, ViTConfig, config_from_dict, config_to_dict
+from edgedino.models import Backbone, ModelConfig, create_model, get_config, match_preset
+from edgedino.models.config import config_from_dict, config_to_dict
+from edgedino.models.infer import check_family, infer_config
 from edgedino.models.rope import rope_periods
+from edgedino.official_layout import add_aliases, drop_aliases
+from edgedino.readers import torch_load
+from edgedino.runtime.base import is_artifact
 from edgedino.version import __version__
 
 LAYOUTS = ("official", "hf", "edgedino")
-_HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+RANDOM_SEED = 0  # random weights are drawn from this seed unless told otherwise, so an artifact can be rebuilt
 
 
 class RandomWeightsWarning(UserWarning):
@@ -35,147 +41,137 @@ class RandomWeightsWarning(UserWarning):
 class Source:
     """Where a backbone's weights came from."""
 
-    path: str | None  # None: random init
-    layout: str  # "official", "official-training", "hf", "edgedino" or "random"
+    path: str | None  # the local file or folder; None: random init
+    layout: str  # "official", "official-training", "official-dcp", "hf", "edgedino", "edgedino-training", "random"
+    seed: int | None = None  # random init: the seed the weights were drawn from
+    given: str | None = None  # what the user named, when not the local path (a Hub id or a download link)
+    hash_checked: str | None = None  # the SHA-256 prefix in a release's file name, checked against the file
 
 
-def load_backbone(weights: str | Path | None = None, model: str | None = None, device: str = "cpu") -> Backbone:
-    """A backbone in eval mode from a weights file/folder; `model=None` infers the preset from the shapes."""
+def load_backbone(weights: str | Path | None = None, model: str | None = None, device: str = "cpu",
+                  seed: int = RANDOM_SEED) -> Backbone:
+    """A backbone in eval mode from weights (a path, a Hub id or a link); `model=None` infers the preset from the
+    shapes. Without weights it is `model` (default vits16) with random weights drawn from `seed`."""
     if weights is None:
-        net = create_model(model or "vits16")
-        warnings.warn(f"no weights given: {net.cfg.name} has random weights", RandomWeightsWarning, stacklevel=2)
-        net.source = Source(None, "random")
+        net = create_model(model or "vits16").reset_parameters(seed=seed)
+        warnings.warn(f"no weights given: {net.cfg.name} has random weights (seed {seed})", RandomWeightsWarning,
+                      stacklevel=2)
+        net.source = Source(None, "random", seed=seed)
         return net.eval().to(device)
-    sd, layout, file_cfg = read_state_dict(weights)
-    if model is not None:
-        cfg = _check_family(get_config(model), sd)
-    else:
-        cfg = file_cfg or infer_config(sd)
-        cfg = match_preset(cfg) if cfg.name == "custom" else cfg
+    path = fetch.resolve(weights)
+    sd, layout, file_cfg = read_state_dict(path)
+    cfg = _config(sd, model, file_cfg)
     if cfg.family == "vit" and "rope_embed.periods" not in sd:  # the HF layout stores only the base
         sd["rope_embed.periods"] = rope_periods(cfg.head_dim, cfg.rope_base)
+    with torch.device("meta"):
+        check_keys(create_model(cfg), sd)  # before any memory is spent on a model the weights do not fit
     net = create_model(cfg)
     load_checked(net, sd)
-    net.source = Source(str(weights), layout)
+    given = None if str(weights) == str(path) else str(weights)
+    net.source = Source(str(path), layout, given=given, hash_checked=check_name_hash(path))
     return net.eval().to(device)
 
 
+def _config(sd: dict[str, Tensor], model: str | None, file_cfg: ModelConfig | None) -> ModelConfig:
+    """The architecture: the preset asked for (checked against the weights' family), else the file's own."""
+    if model is None:
+        cfg = file_cfg or infer_config(sd)
+        return match_preset(cfg) if cfg.name == "custom" else cfg
+    cfg = check_family(get_config(model), sd)
+    if cfg.family == "vit" and "local_cls_norm.weight" in sd:  # training-only norm (ViT-L/16 SAT-493M, 7B)
+        cfg = replace(cfg, local_cls_norm=True)
+    return cfg
+
+
 def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str, ModelConfig | None]:
-    """Tensors in the official layout, the layout they came in, and the config if the file names one."""
+    """Tensors in edgedino's (the official) layout without aliases, the layout they came in, and the config if
+    the file names one. Reads released .pth files, training checkpoints (their teacher), DCP folders, HF folders
+    and files, and edgedino files."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"weights not found: {path}")
+    if is_artifact(path):
+        raise CheckpointError(f"{path} is an exported artifact, not weights: `edgedino info --weights` shows its "
+                              "metadata; `features` and `eval` run it; export again from the weights it was "
+                              "exported from")
+    if dcp.is_dcp(path):
+        return _official(_backbone_of(read_teacher(path, ("backbone.",))[0], path)), "official-dcp", None
     if path.is_dir() or path.suffix == ".safetensors":
-        return _read_hf(path)
-    obj = _torch_load(path)
+        sd, cfg = hf_layout.read(path)
+        return sd, "hf", cfg
+    check_name_hash(path)
+    obj = torch_load(path)
     if not isinstance(obj, dict) or not obj:
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of tensors")
     if obj.get("format") == "edgedino-backbone":
         return dict(obj["state_dict"]), "edgedino", config_from_dict(obj["config"])
     layout = "official"
-    if "teacher" in obj and isinstance(obj["teacher"], dict):
-        obj = {k[len("backbone."):]: v for k, v in obj["teacher"].items() if k.startswith("backbone.")}
-        layout = "official-training"
-        if not obj:
-            raise CheckpointError(f"{path}: the 'teacher' entry has no 'backbone.' tensors")
+    teacher = _teacher_of(obj)
+    if teacher is not None:
+        layout = "edgedino-training" if obj.get("format") == "edgedino-train" else "official-training"
+        obj = _backbone_of(teacher, path)
     bad = [k for k, v in obj.items() if not isinstance(v, Tensor)]
     if bad:
         raise CheckpointError(f"{path}: entry {bad[0]!r} is a {type(obj[bad[0]]).__name__}, not a tensor")
     if hf_layout.is_hf_state_dict(obj):
         return hf_layout.from_hf(obj), "hf", None
-    return obj, layout, None
+    return _official(obj), layout, None
 
 
-def _torch_load(path: Path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path} was refused: it holds pickled objects other than tensors, which could run code when "
-            f"loaded (weights_only=True). First line of the refusal: {str(e).splitlines()[0]}"
-        ) from None
-    except Exception as e:  # a non-checkpoint file fails deep inside the unpickler, with any error type
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+def read_teacher(path: str | Path, parts: tuple[str, ...]) -> tuple[dict[str, Tensor], dict | None] | None:
+    """The teacher's tensors whose names start with one of `parts` ("backbone.", "dino_head.", ...) in a training
+    checkpoint, with its edgedino config if it has one; None for a file that is not a training checkpoint.
+
+    Training checkpoints: the official teacher_checkpoint.pth ({"teacher": ...}), a DCP folder as official runs
+    save them (the whole run: model.teacher.*, or the sharded teacher: model.backbone.*), such a folder converted
+    to one file by dcp_to_torch_save ({"model": ...}), and edgedino's own (edgedino.train.checkpoint)."""
+    path = fetch.resolve(path)
+    if dcp.is_dcp(path):
+        names = dcp.tensor_names(path)
+        prefix = next((p for p in ("model.teacher.", "model.") if any(n.startswith(p + "backbone.") for n in names)),
+                      None)
+        if prefix is None:
+            raise CheckpointError(f"sharded checkpoint {path} holds no teacher backbone (model.teacher.backbone.* "
+                                  "or model.backbone.*)")
+        wanted = [n for n in names if n[len(prefix):].startswith(parts)]
+        return {n[len(prefix):]: t for n, t in dcp.load_tensors(path, wanted).items()}, None
+    if not path.is_file() or path.suffix == ".safetensors" or is_artifact(path):
+        return None
+    obj = torch_load(path)
+    teacher = _teacher_of(obj) if isinstance(obj, dict) else None
+    if teacher is None:
+        return None
+    config = obj.get("config") if obj.get("format") == "edgedino-train" else None
+    return {k: v for k, v in teacher.items() if k.startswith(parts)}, config
 
 
-def _read_hf(path: Path) -> tuple[dict[str, Tensor], str, ModelConfig | None]:
-    folder = path if path.is_dir() else path.parent
-    files = [folder / n for n in _HF_WEIGHTS if (folder / n).exists()] if path.is_dir() else [path]
-    if not files:
-        raise CheckpointError(f"{folder} has no {' or '.join(_HF_WEIGHTS)}: not a Hugging Face model folder")
-    cfg = None
-    if (folder / "config.json").exists():
-        try:
-            cfg = hf_layout.config_from_hf(json.loads((folder / "config.json").read_text()))
-        except (json.JSONDecodeError, KeyError) as e:
-            raise CheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {e}") from None
-    if files[0].suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            sd = load_file(files[0])
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{files[0]} is not a readable safetensors file: {e}") from None
-    else:
-        sd = _torch_load(files[0])
-    return hf_layout.from_hf(sd), "hf", cfg
+def _teacher_of(obj: dict) -> dict | None:
+    """The teacher's state dict inside a loaded training checkpoint, or None."""
+    if isinstance(obj.get("teacher"), dict):
+        return obj["teacher"]
+    model = obj.get("model")
+    if isinstance(model, dict):  # a DCP checkpoint converted to one file
+        if any(str(k).startswith("teacher.backbone.") for k in model):
+            return {k[len("teacher."):]: v for k, v in model.items() if k.startswith("teacher.")}
+        if any(str(k).startswith("backbone.") for k in model):
+            return model
+    return None
 
 
-def infer_config(sd: dict[str, Tensor]) -> ModelConfig:
-    """The architecture these official-layout tensors were made for, read off their shapes."""
-    if "downsample_layers.0.0.weight" in sd:
-        dims = tuple(sd[f"downsample_layers.{i}.{0 if i == 0 else 1}.weight"].shape[0] for i in range(4))
-        depths = tuple(1 + max(int(k.split(".")[2]) for k in sd if k.startswith(f"stages.{i}.")) for i in range(4))
-        return ConvNeXtConfig(depths=depths, dims=dims, in_chans=sd["downsample_layers.0.0.weight"].shape[1],
-                              layerscale_init=1e-6 if "stages.0.0.gamma" in sd else None)
-    if "patch_embed.proj.weight" not in sd:
-        raise CheckpointError(
-            f"not a DINOv3 backbone: found neither patch_embed.proj.weight (ViT) nor downsample_layers (ConvNeXt); "
-            f"first keys: {', '.join(list(sd)[:4])}"
-        )
-    proj = sd["patch_embed.proj.weight"]
-    dim = proj.shape[0]
-    swiglu = "blocks.0.mlp.w1.weight" in sd
-    base = ViTConfig(
-        embed_dim=dim,
-        depth=1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks.")),
-        ffn="swiglu" if swiglu else "mlp",
-        ffn_hidden=sd["blocks.0.mlp.w1.weight" if swiglu else "blocks.0.mlp.fc1.weight"].shape[0],
-        patch_size=proj.shape[-1],
-        in_chans=proj.shape[1],
-        n_registers=sd["storage_tokens"].shape[1] if "storage_tokens" in sd else 0,
-        layerscale_init=1e-5 if "blocks.0.ls1.gamma" in sd else None,
-        qkv_bias="blocks.0.attn.qkv.bias" in sd,
-        mask_k_bias="blocks.0.attn.qkv.bias_mask" in sd,
-        untie_cls_norm="cls_norm.weight" in sd,
-        local_cls_norm="local_cls_norm.weight" in sd,
-    )
-    if "rope_embed.periods" in sd:
-        periods = sd["rope_embed.periods"].double()
-        head_dim = 4 * periods.numel()
-        # periods[i] = base ** (4 i / head_dim); the stored periods are loaded as they are.
-        rope_base = round(float(periods[1]) ** (head_dim / 4), 2) if periods.numel() > 1 else 100.0
-        return replace(base, num_heads=dim // head_dim, rope_base=rope_base)
-    for preset in MODELS.values():  # HF weights without config.json: take the heads of a preset of this shape
-        if isinstance(preset, ViTConfig) and match_preset(replace(base, num_heads=preset.num_heads)).name != "custom":
-            return replace(base, num_heads=preset.num_heads)
-    raise CheckpointError(
-        "cannot tell the number of attention heads from these weights (no rope_embed.periods, no config.json, "
-        "no preset of this shape): pass --model"
-    )
+def _backbone_of(teacher: dict, path: Path) -> dict:
+    sd = {k[len("backbone."):]: v for k, v in teacher.items() if k.startswith("backbone.")}
+    if not sd:
+        raise CheckpointError(f"{path}: the training checkpoint's teacher has no 'backbone.' tensors")
+    return sd
 
 
-def _check_family(cfg: ModelConfig, sd: dict) -> ModelConfig:
-    is_convnext = "downsample_layers.0.0.weight" in sd
-    if is_convnext != (cfg.family == "convnext"):
-        found = "ConvNeXt" if is_convnext else "ViT"
-        raise CheckpointError(f"the weights are a {found} checkpoint, but the model {cfg.name} is a {cfg.family}")
-    return cfg
+def _official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Official-layout tensors without the aliases the official state_dict() adds (checked equal)."""
+    return drop_aliases(sd, "convnext" if "downsample_layers.0.0.weight" in sd else "vit")
 
 
-def load_checked(net: Backbone, sd: dict[str, Tensor]) -> None:
-    """load_state_dict that names the first missing, unexpected or mis-shaped key."""
+def check_keys(net: Backbone, sd: dict[str, Tensor]) -> None:
+    """The first missing, unexpected or mis-shaped key as a CheckpointError (works on a meta-device model)."""
     expected = net.state_dict()
     name = net.cfg.name
     for key, t in expected.items():
@@ -189,7 +185,23 @@ def load_checked(net: Backbone, sd: dict[str, Tensor]) -> None:
     extra = [k for k in sd if k not in expected]
     if extra:
         raise CheckpointError(f"unexpected key {extra[0]!r} in the weights for {name} ({len(extra)} unexpected)")
+
+
+def load_checked(net: Backbone, sd: dict[str, Tensor]) -> None:
+    """load_state_dict that names the first missing, unexpected or mis-shaped key."""
+    check_keys(net, sd)
+    expected = net.state_dict()
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()})
+
+
+def official_state_dict(model: Backbone) -> dict[str, Tensor]:
+    """The tensors exactly as the official model's state_dict() has them: its names, order and aliases."""
+    return add_aliases(dict(model.state_dict()), model.cfg.family)
+
+
+def _hf_folder(path: Path) -> bool:
+    """An HF folder as save_backbone writes it (config.json and model.safetensors, nothing else): replaceable."""
+    return {p.name for p in path.iterdir()} == {"config.json", "model.safetensors"}
 
 
 def save_backbone(model: Backbone, path: str | Path, layout: str = "edgedino") -> Path:
@@ -198,9 +210,9 @@ def save_backbone(model: Backbone, path: str | Path, layout: str = "edgedino") -
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
-    with atomic_path(path, is_dir=layout == "hf") as tmp:
+    with atomic_path(path, is_dir=layout == "hf", ours=_hf_folder) as tmp:
         if layout == "official":
-            torch.save(sd, tmp)
+            torch.save({k: v.detach().cpu().contiguous() for k, v in official_state_dict(model).items()}, tmp)
         elif layout == "edgedino":
             torch.save({"format": "edgedino-backbone", "edgedino": __version__,
                         "config": config_to_dict(model.cfg), "state_dict": sd}, tmp)

@@ -7,13 +7,17 @@ layout `save_pretrained` writes, which every transformers version with DINOv3 re
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from edgedino.errors import CheckpointError
+from edgedino.digest import hf_weight_files
+from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models.config import ConvNeXtConfig, ModelConfig, ViTConfig
+from edgedino.readers import read_safetensors, torch_load
 
 # (official, hf) templates; each "{}" is one dotted part (a block index, weight/bias).
 _KEYS = [
@@ -65,6 +69,22 @@ def _rename(key: str, table: list[tuple[re.Pattern, str]]) -> str | None:
         if m:
             return template.format(*m.groups())
     return None
+
+
+def read(path: Path) -> tuple[dict[str, Tensor], ModelConfig | None]:
+    """Official-layout tensors and the config (from config.json, if any) of a transformers folder or file."""
+    folder = path if path.is_dir() else path.parent
+    files = hf_weight_files(folder) if path.is_dir() else [path]
+    cfg = None
+    if (folder / "config.json").exists():
+        try:
+            cfg = config_from_hf(json.loads((folder / "config.json").read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+            raise CheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {e}") from None
+    sd: dict[str, Tensor] = {}
+    for file in files:
+        sd.update(read_safetensors(file) if file.suffix == ".safetensors" else torch_load(file))
+    return from_hf(sd), cfg
 
 
 def is_hf_state_dict(sd: dict) -> bool:
@@ -147,7 +167,9 @@ def hf_config(cfg: ModelConfig) -> dict:
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
-    """An edgedino config from a transformers config.json dict."""
+    """An edgedino config from a transformers config.json dict (its values are checked by the config class)."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"config.json holds {type(hf).__name__}, not a JSON object of settings")
     kind = hf.get("model_type", "")
     if kind == "dinov3_convnext":
         return ConvNeXtConfig(
@@ -166,5 +188,5 @@ def config_from_hf(hf: dict) -> ModelConfig:
             n_registers=hf.get("num_register_tokens", 0), rope_base=hf.get("rope_theta", 100.0),
             rope_rescale=hf.get("pos_embed_rescale", 2.0), layer_norm_eps=hf.get("layer_norm_eps", 1e-5),
             qkv_bias=hf.get("query_bias", True), mask_k_bias=hf.get("query_bias", True),
-        )
+        ).checked()
     raise CheckpointError(f"config.json has model_type {kind!r}; expected dinov3_vit or dinov3_convnext")

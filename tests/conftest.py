@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "edgedino" / "assets"
 IMAGES = sorted(ASSETS.glob("*.jpg"))
+OFFICIAL_KEYS = json.loads((ROOT / "tests" / "data" / "official_keys.json").read_text())["presets"]
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +31,31 @@ def image_batch():
     return batch
 
 
-@pytest.fixture(scope="session")
-def perturb():
-    """A function that makes every part of a model matter: LayerScale in [0.3, 1.0], random biases and norms.
-
-    Default init has LayerScale 1e-5 (ViT) or 1e-6 (ConvNeXt), which mutes every block: a comparison on such
-    weights would hide attention, RoPE and quantization errors inside the blocks.
-    """
+def perturb_model(model, seed: int):
+    """Make every part of a model matter (edgedino.bench.stress_weights.perturb, which the stress weights start
+    from): LayerScale in [0.3, 1.0], random biases and norms."""
     from edgedino.bench.stress_weights import perturb
 
-    return perturb
+    return perturb(model, seed)
+
+
+@pytest.fixture(scope="session")
+def perturb():
+    """perturb_model, as a fixture: `perturb(model, seed)`."""
+    return perturb_model
+
+
+@pytest.fixture(scope="session")
+def official_state():
+    """A function: (preset key in official_keys.json, model) -> the state dict with exactly the names, shapes and
+    order that the official code's state_dict() has, filled with the model's tensors (aliases share them)."""
+    from edgedino.official_layout import ALIASES
+
+    def build(preset: str, model) -> dict:
+        own = model.state_dict()
+        aliases = ALIASES[model.cfg.family]
+        sd = {name: own[aliases.get(name, name)].clone() for name, _ in OFFICIAL_KEYS[preset]}
+        assert {k: list(v.shape) for k, v in sd.items()} == dict(map(tuple, OFFICIAL_KEYS[preset]))
+        return sd
+
+    return build

@@ -47,7 +47,35 @@ def test_info_names_the_preset_of_an_hf_folder(hf_convnext):
 
 def test_info_random_weights_says_so():
     out = edgedino("info", "--model", "vit_test")
-    assert out.returncode == 0 and "random weights" in out.stderr and "none (random init)" in out.stdout
+    assert out.returncode == 0 and "random weights" in out.stderr and "none (random init, seed 0)" in out.stdout
+
+
+def test_random_weights_are_seeded_so_their_export_verifies(tmp_path):
+    """The README's own flow: export with no --weights, then verify the artifact (the seed is in its metadata)."""
+    out = edgedino("export", "--target", "onnx", "--model", "vit_test", "--imgsz", "64", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    artifact = tmp_path / "vit_test_64_fp32.onnx"
+    verified = edgedino("verify", str(artifact))
+    assert verified.returncode == 0 and "random weights (seed 0)" in verified.stderr, verified.stderr
+    info = edgedino("info", "--weights", str(artifact))
+    assert info.returncode == 0 and "random (seed 0)" in info.stdout and "onnxruntime" in info.stdout, info.stderr
+    assert "output patch_tokens  (1, 4, 4, 64)" in info.stdout
+
+
+def test_features_and_eval_run_an_exported_artifact(image_paths, tmp_path):
+    assert edgedino("export", "--target", "onnx", "--model", "vit_test", "--imgsz", "64",
+                    "--out", str(tmp_path)).returncode == 0
+    artifact = str(tmp_path / "vit_test_64_fp32.onnx")
+    out = edgedino("features", str(image_paths[0]), "--weights", artifact, "--out", str(tmp_path / "pca.png"))
+    assert out.returncode == 0 and "at 64x64 -> 4x4 patches of 64 dims" in out.stdout, out.stderr
+    assert cv2.imread(str(tmp_path / "pca.png")).shape[0] == 64  # image and PCA side by side, at the artifact size
+    for i, p in enumerate(image_paths[:6]):
+        (tmp_path / "data" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / f"c{i % 2}" / p.name).write_bytes(p.read_bytes())
+    out = edgedino("eval", "knn", "--data", str(tmp_path / "data"), "--weights", artifact, "--imgsz", "64")
+    assert out.returncode == 0 and "top1_k10" in out.stdout, out.stderr
+    out = edgedino("export", "--target", "onnx", "--weights", artifact, "--out", str(tmp_path / "again"))
+    assert out.returncode == 2 and "is an exported artifact, not weights" in out.stderr
 
 
 def test_features_writes_a_pca_picture(image_paths, tmp_path):

@@ -250,23 +250,23 @@ def test_head_targets_in_process_freeze_the_students_prototypes_early(perturb):
     from edgedino.train import distributed, schedules
     from edgedino.train.distill import DistillStep
     from edgedino.train.ema import frozen_copy
-    from edgedino.train.heads import DINOHead
+    from edgedino.train.heads import DINOHead, HeadShape
     from edgedino.train.teacher import Teacher
 
     cfg = tiny_config("distill.students=[vit_test, convnext_test]", "heads.freeze_prototypes=2")
     torch.manual_seed(0)
-    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, 32, 48, 16, 3)))
+    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, HeadShape(32, 48, 16, 3))))
     step = DistillStep(cfg, teacher, "heads", distributed.Dist())
     assert step.terms == ["vit_test.dino", "vit_test.ibot", "vit_test.koleo",  # ConvNeXt: no mask token, no iBOT
                           "convnext_test.dino", "convnext_test.koleo"]
-    assert step.students.nets["vit_test"].dino_head.prototypes.shape == (32, 16)  # the teacher's head shape
+    assert step.students.nets["vit_test"].dino_head.last_layer.weight.shape == (32, 16)  # the teacher's head shape
     for s, frozen in ((1, True), (2, False)):
         terms = step.loss(batch_for(cfg, "heads", 64), s, schedules.at(cfg, s))
         step.students.zero_grad(set_to_none=True)
         terms["loss"].backward()
         step.after_backward(s)
         for net in step.students.nets.values():
-            assert (net.dino_head.prototypes.grad is None) == frozen
+            assert (net.dino_head.last_layer.weight.grad is None) == frozen
             assert net.dino_head.mlp[0].weight.grad is not None
 
 

@@ -27,13 +27,22 @@ ALL_PRECISIONS = ["fp32", "fp16", "int8-weights", "int8", "palettize4"]
 
 
 @pytest.fixture(scope="session", params=["vits16", "convnext_tiny"])
-def exported(request, tmp_path_factory, perturb):
-    from edgedino import create_model, save_backbone
+def exported(request, tmp_path_factory, perturb, official_state):
+    """Weights as Meta releases them: the official state_dict's exact names (ConvNeXt's norms.3 alias included),
+    under a release file name whose hash prefix is checked on load; no --model (inferred)."""
+    import hashlib
+
+    import torch
+
+    from edgedino import create_model
 
     out = tmp_path_factory.mktemp(f"export_{request.param}")
-    weights = save_backbone(perturb(create_model(request.param), seed=0), out / "weights.pt", "edgedino")
+    torch.save(official_state(request.param, perturb(create_model(request.param), seed=0)), out / "w.pth")
+    prefix = hashlib.sha256((out / "w.pth").read_bytes()).hexdigest()[:8]
+    weights = (out / "w.pth").rename(out / f"dinov3_{request.param}_pretrain_test-{prefix}.pth")
     result = export(targets="all", weights=str(weights), precisions=ALL_PRECISIONS, imgsz=224, calib_size=8,
                     out=out, log=print)
+    assert result.model == request.param
     return result, out
 
 
@@ -71,8 +80,10 @@ def test_artifacts_carry_metadata_and_named_outputs(exported):
             outs = runtime.run(x)
             assert {k: list(v.shape) for k, v in outs.items()} == meta["outputs"]
         assert meta["model"] == result.model and meta["precision"] == a.precision and meta["target"] == a.target
+        assert get_target(a.target).stored_precision(Path(a.path)) == a.precision, "what verify holds it to"
         assert meta["input"]["shape"] == [1, 3, 224, 224] and meta["converter"]
-        assert meta["weights"] == "weights.pt" and len(meta["weights_sha256"]) == 64
+        assert meta["weights"].startswith(f"dinov3_{result.model}_pretrain_test-")
+        assert meta["weights_sha256"].startswith(meta["weights"][-12:-4])
         assert "DINOv3 License" in meta["license"]
 
 

@@ -82,7 +82,7 @@ def test_segmenter_beats_chance_on_held_out_photos(segmenter):
 
 
 def test_head_file_records_backbone_size_task_and_classes(classifier, weights):
-    from edgedino.export.metadata import weights_sha256
+    from edgedino.digest import weights_sha256
     from edgedino.heads import load_head
 
     hf = load_head(classifier.head_path)

@@ -87,7 +87,7 @@ def test_layer_decay_and_weight_decay_groups():
     assert scale["backbone.patch_embed.proj.weight"] == (0.5 ** (depth + 1), 1.0)
     assert scale["backbone.blocks.0.attn.qkv.weight"] == (0.5**depth, 1.0)
     assert scale[f"backbone.blocks.{depth - 1}.mlp.fc1.weight"] == (0.5, 1.0)
-    assert scale["dino_head.prototypes"] == (1.0, 1.0)
+    assert scale["dino_head.last_layer.weight"] == (1.0, 1.0)
     for no_wd in ("backbone.cls_token", "backbone.blocks.0.norm1.weight", "backbone.blocks.0.ls1.gamma",
                   "backbone.blocks.0.attn.qkv.bias", "dino_head.mlp.0.bias"):
         assert scale[no_wd][1] == 0.0, no_wd
@@ -321,7 +321,7 @@ def test_prototypes_frozen_early_then_trained():
             p.grad = torch.ones_like(p)
         step.after_backward(s)
         heads = (step.student.dino_head, step.student.ibot_head)
-        assert all((h.prototypes.grad is None) == frozen for h in heads), s
+        assert all((h.last_layer.weight.grad is None) == frozen for h in heads), s
         assert step.student.dino_head.mlp[0].weight.grad is not None
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from edgedino.train import DINOHead, DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
+from edgedino.train.heads import HeadShape
 
 
 def test_sinkhorn_one_iteration_by_hand():
@@ -95,17 +96,36 @@ def test_koleo_by_hand_and_falls_as_points_spread():
 
 
 def test_dino_head_scores_and_frozen_prototype_norm():
-    head = DINOHead(in_dim=12, out_dim=40, hidden=16, bottleneck=8, layers=3)
+    head = DINOHead(in_dim=12, shape=HeadShape(out_dim=40, hidden=16, bottleneck=8, layers=3), norm_last_layer=True)
     x = torch.randn(5, 12)
     scores = head(x)
     assert scores.shape == (5, 40) and scores.abs().max() <= 1.0 + 1e-6
     before = scores.detach().clone()
     with torch.no_grad():
-        head.prototypes.mul_(torch.rand(40, 1) * 5 + 0.1)  # prototype norms do not matter: frozen at 1
+        head.last_layer.weight.mul_(torch.rand(40, 1) * 5 + 0.1)  # prototype norms do not matter: frozen at 1
     assert torch.allclose(head(x), before, atol=1e-6)
     head(x).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
-    assert DINOHead(12, 40, 16, 8, layers=1)(x).shape == (5, 40)
+    assert DINOHead(12, HeadShape(40, 16, 8, layers=1))(x).shape == (5, 40)
+
+
+def test_dino_head_official_maths_and_keys():
+    """The official head: mlp.0/2/4 with GELU between, L2-normalised bottleneck, then a free linear last layer
+    (no bias, no row normalisation), under the official state_dict names."""
+    head = DINOHead(in_dim=12, shape=HeadShape(out_dim=40, hidden=16, bottleneck=8, layers=3))
+    assert list(head.state_dict()) == ["mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "mlp.4.weight",
+                                       "mlp.4.bias", "last_layer.weight"]
+    sd = {k: torch.randn_like(v) for k, v in head.state_dict().items()}
+    head.load_state_dict(sd)
+    x = torch.randn(5, 12)
+    h = torch.nn.functional.gelu(x @ sd["mlp.0.weight"].T + sd["mlp.0.bias"])
+    h = torch.nn.functional.gelu(h @ sd["mlp.2.weight"].T + sd["mlp.2.bias"])
+    z = h @ sd["mlp.4.weight"].T + sd["mlp.4.bias"]
+    want = (z / z.norm(dim=-1, keepdim=True)) @ sd["last_layer.weight"].T
+    assert torch.allclose(head(x), want, atol=1e-5)
+    assert want.abs().max() > 1.0  # unconstrained: a free last layer is not bounded by the unit sphere
+    assert HeadShape.read({f"ibot_head.{k}": v for k, v in sd.items()}, "ibot_head.") == HeadShape(40, 16, 8, 3)
+    assert HeadShape.read(sd, "dino_head.") is None
 
 
 SPLITS = ([4, 4], [3, 5])  # rows of the 8 teacher samples on rank 0 and rank 1: even, and uneven as iBOT's can be

@@ -33,8 +33,8 @@ def seeded_weights(model: str) -> Path:
 def artifact(model: str, weights: Path, target: str, precision: str, imgsz: tuple[int, int], batch: int,
              calib: str | None, calib_size: int, log) -> tuple[object, bool]:
     """(ArtifactResult, cache hit) for one export; failed exports are not cached."""
+    from edgedino.digest import weights_sha256
     from edgedino.export import ArtifactResult, export
-    from edgedino.export.metadata import weights_sha256
 
     content = {"model": model, "weights": weights_sha256(str(weights)), "target": target, "precision": precision,
                "imgsz": list(imgsz), "batch": batch, "calib": str(calib), "calib_size": calib_size,

@@ -24,31 +24,23 @@ def register(sub) -> None:
     )
     p.add_argument("image", help="image file (any format OpenCV reads)")
     add_model_args(p)
-    p.add_argument("--imgsz", default="448", help="short side N (aspect kept) or exact HxW (default 448)")
+    p.add_argument("--imgsz", help="short side N (aspect kept) or exact HxW (default 448; an exported artifact: "
+                                   "the size it was exported for)")
     p.add_argument("--out", default="pca.png", help="output picture (default pca.png)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import cv2
-    import torch
 
-    from edgedino.atomic import atomic_path
+    from edgedino.atomic import atomic_path, check_output
     from edgedino.viz import pca_rgb, side_by_side
 
+    out = check_output(args.out, inputs=[args.image, args.weights])
     rgb = read_image(args.image)
-    out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise EdgeDinoError(f"--out {out}: use an image file name (.png, .jpg, .webp, .bmp)")
-    model = load_model(args)
-    h, w = parse_imgsz(args.imgsz)
-    if "x" in str(args.imgsz) or "," in str(args.imgsz):
-        size = check_size((h, w), model.stride)
-    else:
-        size = fit_size(rgb.shape[:2], check_size((h, h), model.stride)[0], model.stride)
-    x = torch.from_numpy(preprocess(rgb, size))
-    with torch.no_grad():
-        tokens = model.forward_features(x)["patch_tokens"][0].numpy()
+    size, tokens, name = _features(args, rgb)
     shown = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     picture = side_by_side(shown, pca_rgb(tokens))
     with atomic_path(out) as tmp:
@@ -56,5 +48,32 @@ def run(args) -> int:
             raise EdgeDinoError(f"could not write {out}")
         tmp.with_suffix(out.suffix).rename(tmp)
     print(f"wrote {out}: {args.image} at {size[0]}x{size[1]} -> {tokens.shape[0]}x{tokens.shape[1]} patches "
-          f"of {tokens.shape[2]} dims, {model.cfg.name}")
+          f"of {tokens.shape[2]} dims, {name}")
     return 0
+
+
+def _features(args, rgb) -> tuple[tuple[int, int], object, str]:
+    """(input size, patch tokens (h, w, D), what ran) from a backbone, or from an exported artifact's runtime."""
+    from edgedino.runtime.base import is_artifact
+
+    exact = "x" in str(args.imgsz) or "," in str(args.imgsz)
+    if args.weights and is_artifact(args.weights):
+        from edgedino.runtime import load
+
+        runtime = load(args.weights)
+        if exact:
+            raise EdgeDinoError("--imgsz HxW resizes for a PyTorch model; an artifact runs at its own size (or, "
+                                "exported with dynamic shapes, at --imgsz N short side)")
+        f = runtime.features(rgb, short_side=parse_imgsz(args.imgsz)[0] if args.imgsz else None)
+        return f.input_hw, f.patch_tokens[0], f"{runtime.metadata.get('model', '?')} ({Path(args.weights).name})"
+    import torch
+
+    model = load_model(args)
+    h, w = parse_imgsz(args.imgsz or "448")
+    if exact:
+        size = check_size((h, w), model.stride)
+    else:
+        size = fit_size(rgb.shape[:2], check_size((h, h), model.stride)[0], model.stride)
+    with torch.no_grad():
+        tokens = model.forward_features(torch.from_numpy(preprocess(rgb, size)))["patch_tokens"][0].numpy()
+    return size, tokens, model.cfg.name

@@ -5,28 +5,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from edgedino.digest import regular_file, weights_sha256
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import GUARDED, ExportSpec
 from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
 from edgedino.version import __version__
-
-
-@lru_cache(maxsize=8)
-def weights_sha256(path: str) -> str:
-    """SHA-256 of a weights file, or of the weights file inside a Hugging Face folder."""
-    p = Path(path)
-    if p.is_dir():
-        p = next(f for f in (p / "model.safetensors", p / "pytorch_model.bin") if f.exists())
-    digest = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path | None = None) -> dict:
@@ -43,6 +30,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
         "architecture": backbone.cfg.describe(),
         "weights": Path(weights).name if weights else None,
         "weights_sha256": weights_sha256(weights) if weights else None,
+        **({"random_seed": backbone.source.seed} if getattr(backbone.source, "seed", None) is not None else {}),
         "input": {"name": "image", "shape": [batch, *module.input_shape()[1:]], "dtype": spec.input_format,
                   "layout": "NHWC" if spec.input_format == "uint8" else "NCHW", "color": "RGB",
                   "range": "0-255" if spec.input_format == "uint8" else "normalised"},
@@ -71,4 +59,31 @@ def _head_record(module: ExportModule, head_file: str | Path | None) -> dict:
 
 def head_sha256(path: str | Path) -> str:
     """SHA-256 of a head file (small, so read whole and never cached: a file rewritten in place is seen)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(regular_file(Path(path)).read_bytes()).hexdigest()
+
+
+# What the runtime reads from the metadata, or what must match the weights; verify re-derives each of these.
+DERIVED = ("model", "architecture", "weights_sha256", "input", "mean", "std", "stride", "outputs", "head", "target")
+
+
+def inconsistencies(recorded: dict, module: ExportModule, spec: ExportSpec, head_file: str | Path | None) -> list[str]:
+    """Each key of an artifact's metadata that differs from what export writes for this module and spec (the
+    weights' model, input, mean/std the runtime normalises with, outputs, head), one line each."""
+    import numpy as np
+
+    expected = build_metadata(module, spec, head_file)
+    found = []
+    for key in DERIVED:
+        want, got = expected.get(key), recorded.get(key)
+        if key == "head" and isinstance(want, dict) and isinstance(got, dict):  # found by SHA-256, not by name
+            want, got = ({k: v for k, v in d.items() if k != "file"} for d in (want, got))
+            if "sha256" not in got:  # exported before edgedino recorded the head file
+                want.pop("sha256", None)
+        if key in ("mean", "std"):
+            same = isinstance(got, list) and len(got) == len(want) and all(
+                isinstance(v, (int, float)) for v in got) and np.allclose(got, want, rtol=0, atol=1e-6)
+        else:
+            same = got == want
+        if not same:
+            found.append(f"metadata {key} is {got!r}, but {want!r} for these weights")
+    return found

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgedino.checkpoints import Source
 from edgedino.errors import EdgeDinoError
 from edgedino.heads.cache import head_inputs
 from edgedino.heads.data import load_dataset
@@ -60,6 +61,7 @@ def fit_head(cfg: FitConfig, backbone: Backbone, log: Callable[[str], None] = pr
     backbone.grid(*cfg.imgsz)
     if getattr(backbone.source, "path", None) is None:
         backbone.reset_parameters(seed=cfg.train.seed)
+        backbone.source = Source(None, "random", seed=cfg.train.seed)
     backbone.eval()
     record = BackboneRecord.of(backbone, cfg.imgsz, cfg.train.seed)
     log(f"{data.root}: {len(data.classes)} classes, {len(data.train.images)} training and "

@@ -49,7 +49,9 @@ class Backbone(nn.Module):
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         return self.forward_features(x)
 
-    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Tensor]:
+    def forward_features(self, x: Tensor, masks: Tensor | None = None, local: bool = False) -> dict[str, Tensor]:
+        """The named outputs; `masks` (B, h*w) swaps patches for the mask token (iBOT, ViT only), `local` marks
+        local crops in training (a ViT with an untied local CLS norm applies it; others ignore it)."""
         raise NotImplementedError
 
     def norm_consumers(self) -> list[tuple[str, list[str]]]:

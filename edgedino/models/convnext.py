@@ -81,7 +81,7 @@ class ConvNeXt(Backbone):
             tokens = self.norm(tokens)
         return {"cls": tokens[:, 0], "registers": tokens[:, :0], "patch_tokens": tokens[:, 1:].reshape(B, h, w, C)}
 
-    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Tensor]:
+    def forward_features(self, x: Tensor, masks: Tensor | None = None, local: bool = False) -> dict[str, Tensor]:
         if masks is not None:
             raise ValueError("ConvNeXt has no mask token: masked-image modelling needs a ViT")
         self.grid(x.shape[-2], x.shape[-1])

@@ -65,23 +65,29 @@ class VisionTransformer(Backbone):
             prefix.append(self.storage_tokens)
         return torch.cat([p.expand(B, -1, -1) for p in prefix] + [x], dim=1), h, w
 
-    def _norm(self, x: Tensor) -> Tensor:
-        if self.cls_norm is None:
+    def _norm(self, x: Tensor, local: bool = False) -> Tensor:
+        """The final norm; CLS + registers get their own norm when untied (cls_norm), or, for local crops in
+        training, local_cls_norm (as the official model does for the crops it is given as local)."""
+        if local and self.training and self.local_cls_norm is not None:
+            prefix_norm = self.local_cls_norm
+        elif self.cls_norm is not None:
+            prefix_norm = self.cls_norm
+        else:
             return self.norm(x)
         p = 1 + self.cfg.n_registers
-        return torch.cat([self.cls_norm(x[:, :p]), self.norm(x[:, p:])], dim=1)
+        return torch.cat([prefix_norm(x[:, :p]), self.norm(x[:, p:])], dim=1)
 
     def _split(self, x: Tensor, h: int, w: int) -> dict[str, Tensor]:
         p = 1 + self.cfg.n_registers
         return {"cls": x[:, 0], "registers": x[:, 1:p], "patch_tokens": x[:, p:].reshape(x.shape[0], h, w, -1)}
 
-    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Tensor]:
+    def forward_features(self, x: Tensor, masks: Tensor | None = None, local: bool = False) -> dict[str, Tensor]:
         self.grid(x.shape[-2], x.shape[-1])
         x, h, w = self._tokens(x, masks)
         rope = self.rope_embed(h, w)
         for blk in self.blocks:
             x = blk(x, rope)
-        return self._split(self._norm(x), h, w)
+        return self._split(self._norm(x, local), h, w)
 
     def get_intermediate_layers(self, x: Tensor, n: int | Sequence[int] = 1, norm: bool = True) -> list[dict]:
         """Outputs of the last `n` blocks (or of the blocks listed in `n`), each as forward_features returns."""

@@ -44,6 +44,7 @@ class HeadsSection:
     bottleneck: int = 256
     layers: int = 3
     ibot_separate: bool = True  # a second head for iBOT (else the DINO head is shared)
+    norm_last_layer: bool = True  # row-normalised prototypes (DINOv1); the official DINOv3 head leaves them free
     freeze_prototypes: float = 0.0  # prototypes get no update for this fraction of the run (or steps when > 1)
 
 
@@ -95,6 +96,7 @@ class RunSection:
     log_every: int = 10
     seed: int = 0
     amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "fp32"
+    memory_gb: float = 0.0  # memory a step may plan on, per process (0: what is available when the run starts)
 
 
 @dataclass
@@ -133,7 +135,7 @@ def _coerce(value, current, where: str):
     """`value` in the type of the field's current value (YAML reads 1e-3 as a string, lists for tuples)."""
     if isinstance(current, tuple) and isinstance(value, list):
         return tuple(value)
-    if isinstance(current, float) and not isinstance(current, bool) and isinstance(value, (int, str)):
+    if isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             return float(value)
         except ValueError:
@@ -148,7 +150,7 @@ def _read(path: Path, seen: tuple = ()) -> list[dict]:
     """A YAML file's dicts, its `base:` chain first (a stage name or a path relative to the file)."""
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.load(path.read_text(), Loader=_Loader) or {}
+    data = _yaml(path.read_text(), f"{path} is not valid YAML") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a YAML mapping")
     base = data.pop("base", None)
@@ -170,8 +172,16 @@ def parse_override(text: str) -> dict:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.load(value, Loader=_Loader)
+    node[parts[-1]] = _yaml(value, f"override {text!r}: the value is not valid YAML")
     return out
+
+
+def _yaml(text: str, what: str):
+    """Plain YAML data (safe: a !!python tag is an error, never code), or a ConfigError saying where it fails."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} ({' '.join(str(e).split())})") from None
 
 
 def preset_path(name: str) -> Path:
@@ -186,9 +196,12 @@ def preset_path(name: str) -> Path:
 def load_config(path: str | Path, overrides: list[str] = (), kind: type = TrainConfig) -> TrainConfig:
     """A config of `kind` (TrainConfig or a subclass) from a YAML file (with its base chain) and `key=value`
     overrides, applied in order."""
+    from edgedino.train.ranges import check_ranges
+
     cfg = kind()
     for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
         _fill(cfg, layer, "")
+    check_ranges(cfg)
     return cfg
 
 

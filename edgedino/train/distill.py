@@ -55,15 +55,16 @@ class Students(nn.Module):
 
 
 def build_student(name: str, cfg: DistillConfig, teacher: Teacher, kind: str) -> nn.Module:
-    """Student `name` (a preset) with projections (feature targets) or fresh heads shaped as the teacher's."""
+    """Student `name` (a preset) with projections (feature targets) or fresh heads, each shaped as the teacher's
+    head it learns from (DINO from DINO, iBOT from iBOT: their sizes may differ)."""
     backbone = create_model(name, drop_path=cfg.model.drop_path)
     if kind == "features":
         return FeatureStudent(backbone, teacher.backbone.embed_dim)
-    s = teacher.head_shape()
     ibot = cfg.loss.ibot if backbone.cfg.family == "vit" else 0.0  # ConvNeXt has no mask token: no iBOT
-    heads = replace(cfg.heads, out_dim=s.out_dim, hidden=s.hidden, bottleneck=s.bottleneck, layers=s.layers,
-                    ibot_separate=teacher.ibot_head is not None)
-    return SSLModel(backbone, replace(cfg, heads=heads, loss=replace(cfg.loss, ibot=ibot)))
+    heads = replace(cfg.heads, ibot_separate=teacher.ibot_head is not None)
+    patch = teacher.ibot_head.shape if teacher.ibot_head is not None else None
+    return SSLModel(backbone, replace(cfg, heads=heads, loss=replace(cfg.loss, ibot=ibot)),
+                    teacher.dino_head.shape, patch)
 
 
 class DistillStep:
@@ -175,7 +176,7 @@ class DistillStep:
         for net in self.students.nets.values():
             for head in (net.dino_head, net.ibot_head):
                 if head is not None:
-                    head.prototypes.grad = None
+                    head.last_layer.weight.grad = None
 
     def update(self, step: int, sched) -> None:
         for name, ema in self.emas.items():

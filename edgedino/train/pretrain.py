@@ -7,9 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgedino.errors import ConfigError
-from edgedino.train import checkpoint, distributed, schedules
+from edgedino.train import checkpoint, distributed, metrics, schedules
 from edgedino.train.config import TrainConfig, config_dict, config_from_dict, fraction
 from edgedino.train.loop import Result, train
+from edgedino.train.ranges import check_ranges
+from edgedino.train.rundir import check_out, run_folder
 
 
 def summary(result: Result, out: Path) -> str:
@@ -25,14 +27,14 @@ def summary(result: Result, out: Path) -> str:
 
 def check_config(cfg: TrainConfig, world: int) -> None:
     """Settings that cannot work, named before any work starts."""
+    check_ranges(cfg)
     if not cfg.data.sources:
         raise ConfigError("no training data: give --data (image folders, videos, list files)")
     if cfg.run.batch % world:
         raise ConfigError(f"run.batch={cfg.run.batch} does not split evenly over {world} processes")
-    if cfg.run.amp not in ("auto", "bf16", "fp32"):
-        raise ConfigError(f"run.amp={cfg.run.amp!r}: use auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32")
-    if cfg.run.total_steps < 1 or cfg.run.checkpoint_every < 1:
-        raise ConfigError("run.total_steps and run.checkpoint_every must be at least 1")
+    if cfg.loss.koleo > 0 and cfg.run.batch < 2:
+        raise ConfigError("run.batch=1: KoLeo compares each image with its nearest neighbour in the batch; use "
+                          "run.batch >= 2 (or loss.koleo=0)")
     if cfg.loss.ibot > 0 and get_family(cfg) == "convnext":
         raise ConfigError("iBOT needs a mask token, which ConvNeXt has not: set loss.ibot=0")
 
@@ -83,9 +85,16 @@ def make_transform(cfg: TrainConfig):
     return MultiCrop(crops)
 
 
-def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool) -> Result:
-    """Feed the shared loop: this process's share of each global batch, from the step it starts at."""
+def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool,
+              outputs: list[str]) -> Result:
+    """Check that a step fits in memory, then, in the run folder (`outputs`: the names written there), feed the
+    shared loop: this process's share of each global batch, from the step it starts at."""
     from edgedino.data.loader import DataConfig, make_loader
+    from edgedino.train.memory import check_memory
+
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps={max_steps}: stop after at least 1 step (None runs the whole schedule)")
+    check_memory(step, cfg, transform, schedules.at(cfg, 0), d)
 
     data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
     per_rank = cfg.run.batch // d.world
@@ -94,8 +103,9 @@ def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | 
         return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
                                 world=d.world, start_step=start))
 
-    return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                 max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
+    with run_folder(out, [checkpoint.NAME, metrics.NAME, *outputs], d.main):
+        return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
+                     max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
 
 
 def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
@@ -107,9 +117,9 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
         check_config(cfg, d.world)
         check_sources(cfg)
         out = Path(out)
+        check_out(out)
         if resume:
             check_resume(cfg, out)
-        out.mkdir(parents=True, exist_ok=True)
         step = SSLStep(cfg, d)
         if cfg.init and not resume:
             step.init_from(cfg.init)
@@ -117,6 +127,6 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
             print(f"pretraining {step.student.backbone.cfg.describe()} on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es)), "
                   f"terms {', '.join(step.terms)}", file=sys.stderr)
-        return run_steps(step, cfg, make_transform(cfg), d, out, max_steps, resume)
+        return run_steps(step, cfg, make_transform(cfg), d, out, max_steps, resume, ["backbone.pth"])
     finally:
         distributed.shutdown(d)

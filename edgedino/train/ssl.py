@@ -15,10 +15,10 @@ from torch import nn
 
 from edgedino.models import Backbone, create_model, get_config
 from edgedino.train import distributed
-from edgedino.train.checkpoint import export_backbone
+from edgedino.train.checkpoint import export_backbone, require_finite
 from edgedino.train.config import TrainConfig, fraction
 from edgedino.train.ema import ema_update, frozen_copy
-from edgedino.train.heads import DINOHead
+from edgedino.train.heads import DINOHead, HeadShape
 from edgedino.train.losses import DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
 from edgedino.train.masking import masks_for_batch
 from edgedino.train.optim import param_groups
@@ -34,14 +34,18 @@ def build_backbone(cfg: TrainConfig) -> Backbone:
 
 
 class SSLModel(nn.Module):
-    """Backbone + DINO head (+ iBOT head): one forward over all crops, so DDP sees one call per step."""
+    """Backbone + DINO head (+ iBOT head): one forward over all crops, so DDP sees one call per step.
 
-    def __init__(self, backbone: Backbone, cfg: TrainConfig):
+    The heads' sizes come from `cfg.heads` unless given (distillation sizes each from the teacher's own head)."""
+
+    def __init__(self, backbone: Backbone, cfg: TrainConfig, dino: HeadShape | None = None,
+                 ibot: HeadShape | None = None):
         super().__init__()
         h = cfg.heads
+        config_shape = HeadShape(h.out_dim, h.hidden, h.bottleneck, h.layers)
         self.backbone = backbone
-        self.dino_head = DINOHead(backbone.embed_dim, h.out_dim, h.hidden, h.bottleneck, h.layers)
-        self.ibot_head = (DINOHead(backbone.embed_dim, h.out_dim, h.hidden, h.bottleneck, h.layers)
+        self.dino_head = DINOHead(backbone.embed_dim, dino or config_shape, h.norm_last_layer)
+        self.ibot_head = (DINOHead(backbone.embed_dim, ibot or dino or config_shape, h.norm_last_layer)
                           if cfg.loss.ibot > 0 and h.ibot_separate else None)
 
     def patch_head(self) -> nn.Module:
@@ -51,7 +55,7 @@ class SSLModel(nn.Module):
         g = self.backbone.forward_features(globals_, masks=masks)
         out = {"cls": g["cls"], "patches": g["patch_tokens"], "global_logits": self.dino_head(g["cls"])}
         if locals_ is not None:
-            out["local_logits"] = self.dino_head(self.backbone.forward_features(locals_)["cls"])
+            out["local_logits"] = self.dino_head(self.backbone.forward_features(locals_, local=True)["cls"])
         if masks is not None:
             out["masked_logits"] = self.patch_head()(g["patch_tokens"].flatten(1, 2)[masks])
         return out
@@ -147,14 +151,16 @@ class SSLStep:
 
     def init_from(self, path: str) -> None:
         """Start from an earlier stage: a training checkpoint (its teacher, heads included) or any backbone file."""
-        from edgedino.checkpoints import _torch_load, load_checked, read_state_dict
+        from edgedino.checkpoints import load_checked, read_state_dict
+        from edgedino.readers import torch_load
         from edgedino.train.checkpoint import FORMAT
 
-        obj = _torch_load(Path(path)) if Path(path).is_file() else None
+        obj = torch_load(Path(path)) if Path(path).is_file() else None
         if isinstance(obj, dict) and obj.get("format") == FORMAT:
             self.student.load_state_dict(obj["teacher"])
         else:
             load_checked(self.student.backbone, read_state_dict(path)[0])
+        require_finite(self.student, f"init={path}")
         self.teacher.load_state_dict(self.student.state_dict())
         if self.gram_teacher is not None:
             self.gram_teacher.load_state_dict(self.teacher.backbone.state_dict())
@@ -165,7 +171,7 @@ class SSLStep:
         if step < fraction(self.cfg.heads.freeze_prototypes, self.cfg.run.total_steps):
             for head in (self.student.dino_head, self.student.ibot_head):
                 if head is not None:
-                    head.prototypes.grad = None
+                    head.last_layer.weight.grad = None
 
     def update(self, step: int, sched) -> None:
         ema_update(self.teacher, self.student, sched.momentum)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,24 +11,15 @@ from torch import nn
 
 from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models import Backbone
+from edgedino.train.checkpoint import require_finite
 from edgedino.train.ema import frozen_copy
-from edgedino.train.heads import DINOHead
-
-
-@dataclass(frozen=True)
-class HeadShape:
-    """DINOHead sizes read off a checkpoint's tensors."""
-
-    out_dim: int
-    hidden: int
-    bottleneck: int
-    layers: int
+from edgedino.train.heads import DINOHead, HeadShape
 
 
 class Teacher(nn.Module):
     """Frozen backbone (+ DINO head, + iBOT head when the checkpoint has a separate one)."""
 
-    def __init__(self, backbone: Backbone, dino_head: nn.Module | None = None, ibot_head: nn.Module | None = None):
+    def __init__(self, backbone: Backbone, dino_head: DINOHead | None = None, ibot_head: DINOHead | None = None):
         super().__init__()
         self.backbone, self.dino_head, self.ibot_head = backbone, dino_head, ibot_head
 
@@ -40,43 +30,34 @@ class Teacher(nn.Module):
     def patch_head(self) -> nn.Module:
         return self.ibot_head if self.ibot_head is not None else self.dino_head
 
-    def head_shape(self) -> HeadShape:
-        return head_shape({f"dino_head.{k}": v for k, v in self.dino_head.state_dict().items()}, "dino_head.")
 
-
-def head_shape(sd: dict[str, torch.Tensor], prefix: str) -> HeadShape:
-    """Sizes of the DINOHead stored under `prefix` (mlp.0, mlp.2, ... linears, then prototypes)."""
-    linears = sorted(int(k[len(prefix) + 4:].split(".")[0]) for k in sd if k.startswith(prefix + "mlp.")
-                     and k.endswith(".weight"))
-    first = sd[f"{prefix}mlp.{linears[0]}.weight"]
-    out_dim, bottleneck = sd[f"{prefix}prototypes"].shape
-    return HeadShape(int(out_dim), int(first.shape[0]), int(bottleneck), len(linears))
-
-
-def _head(sd: dict[str, torch.Tensor], prefix: str, in_dim: int) -> DINOHead | None:
-    """The DINOHead stored under `prefix` in a training checkpoint's teacher, or None."""
-    if f"{prefix}prototypes" not in sd:
+def _head(sd: dict[str, torch.Tensor], prefix: str, in_dim: int, norm_last_layer: bool) -> DINOHead | None:
+    """The head stored under `prefix` in a training checkpoint's teacher, with its own sizes, or None."""
+    shape = HeadShape.read(sd, prefix)
+    if shape is None:
         return None
-    s = head_shape(sd, prefix)
-    head = DINOHead(in_dim, s.out_dim, s.hidden, s.bottleneck, s.layers)
+    head = DINOHead(in_dim, shape, norm_last_layer)
     try:
         head.load_state_dict({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)})
     except RuntimeError as e:
-        raise CheckpointError(f"the teacher's {prefix.rstrip('.')} does not fit a DINO head: {e}") from None
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"the teacher's {prefix.rstrip('.')} does not fit a DINO head: {first}") from None
     return head
 
 
 def read_heads(path: str | Path | None, in_dim: int) -> tuple[DINOHead | None, DINOHead | None]:
-    """(DINO head, iBOT head) of an edgedino/official training checkpoint's teacher; (None, None) for a backbone."""
-    from edgedino.checkpoints import _torch_load
+    """(DINO head, iBOT head) of a training checkpoint's teacher, each with its own sizes and maths (official:
+    a free last layer; edgedino: as its config says); (None, None) for a backbone file."""
+    from edgedino.checkpoints import read_teacher
 
-    if path is None or not Path(path).is_file() or Path(path).suffix == ".safetensors":
+    if path is None:
         return None, None
-    obj = _torch_load(Path(path))
-    teacher = obj.get("teacher") if isinstance(obj, dict) else None
-    if not isinstance(teacher, dict):
+    found = read_teacher(path, parts=("dino_head.", "ibot_head."))
+    if found is None:
         return None, None
-    return _head(teacher, "dino_head.", in_dim), _head(teacher, "ibot_head.", in_dim)
+    sd, config = found
+    norm = bool((config or {}).get("heads", {}).get("norm_last_layer", False))
+    return _head(sd, "dino_head.", in_dim, norm), _head(sd, "ibot_head.", in_dim, norm)
 
 
 def load_teacher(weights: str | None, model: str | None, targets: str, device: str,
@@ -92,7 +73,11 @@ def load_teacher(weights: str | None, model: str | None, targets: str, device: s
         backbone = load_backbone(weights, model or (None if weights else "vitl16"))
     if weights is None:
         print(f"note: no --teacher-weights: the teacher ({backbone.cfg.name}) has random weights", file=sys.stderr)
+    require_finite(backbone, f"the teacher {weights}")
     dino, ibot = read_heads(weights, backbone.embed_dim) if targets != "features" else (None, None)
+    for head in (dino, ibot):
+        if head is not None:
+            require_finite(head, f"the teacher {weights}")
     teacher = frozen_copy(Teacher(backbone, dino, ibot)).to(device)
     if targets == "heads" and not teacher.has_heads:
         raise ConfigError(f"distill.targets=heads, but the teacher {weights} has no DINO head (a backbone file, "

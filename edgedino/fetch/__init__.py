@@ -1,0 +1,25 @@
+"""Weights from wherever users have them: a local file or folder, a Hugging Face Hub id, or a download link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgedino.errors import CheckpointError
+from edgedino.fetch import hub, url
+
+
+def resolve(spec: str | Path) -> Path:
+    """A local path for `spec`: the path itself, the Hub snapshot folder of `owner/name[@rev]`, or the cached
+    download of an http(s) link. A local file or folder wins over a Hub id of the same name."""
+    text = str(spec)
+    if url.is_url(text):
+        return url.download(text)
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    if hub.is_hub_id(text):
+        return Path(hub.snapshot(text))
+    raise CheckpointError(f"weights not found: {text}")
+
+
+__all__ = ["resolve"]
