@@ -33,19 +33,18 @@ from edgedino.export import export
 from edgedino.export.verify import cosines
 from edgedino.runtime.frames import model_inputs, read_frames
 
-SIZE = (224, 224)
 RUNTIME_TARGETS = ("onnx", "openvino", "tflite")  # the ones this machine can time
 
 
-def _weights(model: str, severity: float, work: Path) -> tuple[Path, dict]:
+def _weights(model: str, severity: float, work: Path, size: tuple[int, int]) -> tuple[Path, dict]:
     import torch
 
-    net = stress_weights(model, severity)
-    stats = statistics(net, torch.from_numpy(model_inputs(read_frames(None, 4), SIZE)))
+    net = stress_weights(model, severity, size=size[0])
+    stats = statistics(net, torch.from_numpy(model_inputs(read_frames(None, 4), size)))
     return save_backbone(net, work / f"{model}_stress{severity:g}.pt", "edgedino"), stats
 
 
-def _exports(weights: Path, severity: float, work: Path, log) -> list[tuple[str, object]]:
+def _exports(weights: Path, severity: float, work: Path, size: tuple[int, int], log) -> list[tuple[str, object]]:
     """(int8 setting, ArtifactResult) for every artifact of one model and severity."""
     runs = [("plain", dict(precisions=["int8", "palettize4"], int8_policy="strict", smoothquant=None)),
             ("auto", dict(precisions=["int8", "palettize4"], int8_policy="auto"))]
@@ -53,7 +52,7 @@ def _exports(weights: Path, severity: float, work: Path, log) -> list[tuple[str,
         runs.append(("-", dict(precisions=["fp32"])))
     found = []
     for setting, kwargs in runs:
-        result = export(targets="all", weights=str(weights), imgsz=SIZE, out=work / setting, log=log, **kwargs)
+        result = export(targets="all", weights=str(weights), imgsz=size, out=work / setting, log=log, **kwargs)
         found += [("strict" if a.precision == "palettize4" and setting == "plain" else setting, a)
                   for a in result.artifacts]
     return found
@@ -75,13 +74,14 @@ def _test_parity(target: str, path: str, inputs: np.ndarray, reference: dict, fe
     return [float(cosines(outs[k][:len(inputs)], reference[k]).mean()) for k in ("cls", "patch_tokens")]
 
 
-def _time(rows: list[dict], inputs_file: Path, work: Path, rounds: int, seconds: float, log) -> None:
+def _time(rows: list[dict], inputs_file: Path, work: Path, size: tuple[int, int], rounds: int, seconds: float,
+          log) -> None:
     """Median latency of every runnable artifact, measured round-robin `rounds` times (median of the medians)."""
     runnable = [i for i, r in enumerate(rows) if r["target"] in RUNTIME_TARGETS and r["path"]]
     samples: dict[int, list[float]] = {i: [] for i in runnable}
     for _ in range(rounds):
         for i in runnable:
-            job = {"backend": "artifact", "path": rows[i]["path"], "weights": "", "imgsz": list(SIZE), "batch": 1,
+            job = {"backend": "artifact", "path": rows[i]["path"], "weights": "", "imgsz": list(size), "batch": 1,
                    "threads": 2, "warmup": 3, "iters": 10, "seconds": seconds, "inputs": str(inputs_file),
                    "features": str(work / f"features_{i}.npz")}
             try:
@@ -93,22 +93,22 @@ def _time(rows: list[dict], inputs_file: Path, work: Path, rounds: int, seconds:
         log(f"  {rows[i]['target']} {rows[i]['precision']} {rows[i]['int8']}: {rows[i]['latency_ms']} ms")
 
 
-def sweep(model: str, severity: float, work: Path, test: np.ndarray | None, rounds: int, seconds: float,
-          log) -> dict:
+def sweep(model: str, severity: float, work: Path, size: tuple[int, int], test: np.ndarray | None, rounds: int,
+          seconds: float, log) -> dict:
     """Everything the tables show for one model at one severity."""
     work.mkdir(parents=True, exist_ok=True)
-    weights, stats = _weights(model, severity, work)
+    weights, stats = _weights(model, severity, work, size)
     rows = []
-    for setting, a in _exports(weights, severity, work, log):
+    for setting, a in _exports(weights, severity, work, size, log):
         par = {p["output"]: p["cosine_mean"] for p in a.parity}
         rows.append({"target": a.target, "precision": a.precision, "int8": setting, "status": a.status,
                      "cls": par.get("cls"), "patch": par.get("patch_tokens"), "float_layers": a.float_layers,
                      "tries": len(a.tries), "size_mb": a.size_mb, "path": a.path, "message": a.message})
-    timing = test if test is not None else model_inputs(read_frames(None, 1), SIZE)
+    timing = test if test is not None else model_inputs(read_frames(None, 1), size)
     inputs_file = work / "inputs.npz"
     np.savez(inputs_file, timing=timing[:1], eval=timing)
-    _time(rows, inputs_file, work, rounds, seconds, log)
-    reference = _reference(weights, test) if test is not None else None
+    _time(rows, inputs_file, work, size, rounds, seconds, log)
+    reference = _reference(weights, test, size) if test is not None else None
     for i, r in enumerate(rows):
         if reference is not None and r["path"]:
             r["test"] = _test_parity(r["target"], r["path"], test, reference, work / f"features_{i}.npz")
@@ -117,17 +117,17 @@ def sweep(model: str, severity: float, work: Path, test: np.ndarray | None, roun
         both = plain is not None and r.get("latency_ms") and plain.get("latency_ms")
         r["x_plain"] = r["latency_ms"] / plain["latency_ms"] if both else None
         r.pop("path")
-    return {"model": model, "severity": severity, "statistics": stats, "rows": rows}
+    return {"model": model, "severity": severity, "imgsz": list(size), "statistics": stats, "rows": rows}
 
 
-def _reference(weights: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+def _reference(weights: Path, images: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """PyTorch fp32 cls and patch tokens of the stressed model on the test images."""
     import torch
 
     from edgedino.checkpoints import load_backbone
     from edgedino.export.module import ExportModule
 
-    module = ExportModule(load_backbone(str(weights)), SIZE)
+    module = ExportModule(load_backbone(str(weights)), size)
     with torch.no_grad():
         out = module(torch.from_numpy(images))
     return {"cls": out[0].numpy(), "patch_tokens": out[1].numpy()}
@@ -137,18 +137,45 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _worst(row: dict) -> float | None:
+    return None if row["cls"] is None or row["patch"] is None else min(row["cls"], row["patch"])
+
+
+def _verdicts(model: str, runs: list[dict]) -> list[str]:
+    """Per severity and precision: where quantizing everything misses the threshold, and whether auto holds on
+    every target, with the layers it kept and what they cost."""
+    lines = ["", f"## {model}: verdict (min of cls and patch cosine on the held-out images)", ""]
+    for run in runs:
+        for precision in dict.fromkeys(r["precision"] for r in run["rows"] if r["int8"] != "-"):
+            rows = [r for r in run["rows"] if r["precision"] == precision]
+            everything = [r for r in rows if r["int8"] in ("plain", "strict")]
+            missed = [f"{r['target']} {_fmt(_worst(r))}" for r in everything if r["status"] != "ok"]
+            auto = [r for r in rows if r["int8"] == "auto"]
+            failed = [f"{r['target']} {_fmt(_worst(r))}" for r in auto if r["status"] != "ok"]
+            cost = [f"{r['target']} {len(r['float_layers'])} float, x{_fmt(r.get('x_plain'), '.2f')}" for r in auto]
+            lines.append(f"- severity {run['severity']:g}, {precision}: quantizing everything "
+                         + (f"misses on {', '.join(missed)}" if missed else f"holds on all {len(everything)}")
+                         + "; auto " + (f"MISSES on {', '.join(failed)}" if failed else f"holds on all {len(auto)}")
+                         + f" ({'; '.join(cost)})")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The severity sweep as Markdown: machine, command, outlier statistics, parity and latency, kept layers."""
     cpu = report["machine"]["cpu"]
     lines = ["# int8 on DINOv3-like outliers: severity sweep", "",
              f"Machine: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; "
-             f"{report['when']}. Command: `{report['command']}`", "",
+             f"{report['when']}. Commands: "
+             + "; ".join(f"`{c}`" for c in dict.fromkeys(r.get("command", report.get("command"))
+                                                         for r in report["runs"].values())), "",
              "Parity: mean cosine with PyTorch fp32 on the 8 held-out verification images (the export gate and the "
              "auto policy read these) and on the test images (`test`, seen by neither). int8 plain: every layer "
              "quantized, no SmoothQuant (edgedino before --int8-policy); auto: SmoothQuant + --int8-policy auto. "
              "Latency: median ms, 2 threads, one process per measurement, the rows of one model and severity "
              "measured round-robin; `x plain` = auto / plain from the same run. Core ML: reference interpreter, "
-             "no latency on Linux.", ""]
+             "no latency on Linux. Input size: "
+             + ", ".join(sorted({"x".join(map(str, r.get("imgsz", (224, 224)))) for r in report["runs"].values()}))
+             + ".", ""]
     for model in dict.fromkeys(run["model"] for run in report["runs"].values()):
         runs = sorted((r for r in report["runs"].values() if r["model"] == model), key=lambda r: r["severity"])
         sites = list(runs[0]["statistics"])
@@ -168,6 +195,7 @@ def markdown(report: dict) -> str:
                              f"{'-' if not test else f'{test[0]:.4f} / {test[1]:.4f}'} | "
                              f"{len(r['float_layers']) if r['int8'] == 'auto' else '-'} | "
                              f"{_fmt(r.get('latency_ms'), '.1f')} | {_fmt(r.get('x_plain'), '.2f')} | {ok} |")
+        lines += _verdicts(model, runs)
         lines += ["", f"## {model}: layers auto kept in float", ""]
         for run in runs:
             for r in run["rows"]:
@@ -188,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test-images", help="image folder or video for the test parity (8 images); none: no test column")
     p.add_argument("--out", help="results folder (default benchmarks/results/<machine>)")
     p.add_argument("--work", default="/tmp/edgedino_int8_outliers", help="folder for weights and artifacts")
+    p.add_argument("--imgsz", type=int, default=224, help="input size (square)")
     p.add_argument("--rounds", type=int, default=3, help="round-robin latency rounds")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds of timed runs per measurement")
     p.add_argument("--fresh", action="store_true", help="ignore results already saved in --out")
@@ -196,9 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "int8_outliers.json"
     report = json.loads(saved.read_text()) if saved.exists() and not args.fresh else {"runs": {}}
-    report.update(machine=describe(), versions=versions(), when=time.strftime("%Y-%m-%d"),
-                  command="python benchmarks/int8_outliers.py " + " ".join(sys.argv[1:] if argv is None else argv))
-    test = model_inputs(read_frames(args.test_images, 8), SIZE) if args.test_images else None
+    report.update(machine=describe(), versions=versions(), when=time.strftime("%Y-%m-%d"))
+    command = "python benchmarks/int8_outliers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    size = (args.imgsz, args.imgsz)
+    test = model_inputs(read_frames(args.test_images, 8), size) if args.test_images else None
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     for model in args.models.split(","):
         for severity in (float(s) for s in args.severity.split(",")):
@@ -207,9 +237,11 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"{key}: already in {saved}, skipped")
                 continue
             log(f"== {key}")
-            report["runs"][key] = sweep(model, severity, Path(args.work) / key, test, args.rounds, args.seconds, log)
+            report["runs"][key] = sweep(model, severity, Path(args.work) / key, size, test, args.rounds,
+                                        args.seconds, log) | {"command": command}
             saved.write_text(json.dumps(report, indent=1) + "\n")
             (out / "int8_outliers.md").write_text(markdown(report))
+    (out / "int8_outliers.md").write_text(markdown(report))
     print(markdown(report))
 
 
