@@ -202,3 +202,23 @@ def test_strict_and_report_quantize_everything_once(policy):
     result = guarded(_Plan(policy=policy, alpha=0.5, n=10, first=3), Int8Scheme(), 0.99, _make(5, calls), print)
     assert [q.float_layers for q in calls] == [()] and calls[0].policy == policy
     assert result.status == "verify-failed"
+
+
+
+def test_convnext_tiny_outliers_break_int8_and_auto_finds_the_float_layers(images):
+    """The real ConvNeXt-T architecture with severity-3 outliers, in the simulation of per-tensor int8 (its exports
+    in every runtime are benchmarks/int8_outliers.py's): quantizing everything without SmoothQuant falls below 0.99;
+    with SmoothQuant the auto policy's first choice of float layers reaches it without keeping them all."""
+    from edgedino.bench.stress_weights import stress_weights
+
+    calib, heldout = images
+    module = ExportModule(stress_weights("convnext_tiny", 3.0, size=SIZE[0]), SIZE)
+    scheme = Int8Scheme()
+    plain = plan_precision("int8", "auto", module, calib, heldout, log=print, smoothquant=None).simulator(scheme)
+    assert min(plain.parity(plain.eligible)) < 0.99
+    plan = plan_precision("int8", "auto", module, calib, heldout, log=print)
+    ranked = [s.layer for s in plan.table(scheme)]
+    count = plan.first_count(scheme, ranked, 0.99)
+    print(f"convnext_tiny severity 3: {count} of {len(ranked)} layers float: {ranked[:count]}")
+    assert 0 < count < len(ranked)
+    assert min(plan.simulator(scheme).parity(ranked[count:])) >= 0.99
