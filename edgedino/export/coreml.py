@@ -45,11 +45,9 @@ QUANTIZED_OPS = ("conv", "linear")
 @register
 class CoreMLTarget(Target):
     name = "coreml"
-    suffix = ".mlpackage"
     precisions = PRECISIONS
     packages = ("coremltools",)
     input_formats = ("float32",)  # Core ML has no uint8 tensors; camera frames would need an ImageType input
-    folder = True
 
     def ours(self, path: Path) -> bool:
         """An .mlpackage with edgedino metadata: an earlier export, which a new one may replace."""
