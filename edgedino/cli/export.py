@@ -130,7 +130,7 @@ def print_table(result) -> None:
         print("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip())
     print("✅ verified in its runtime · ❎ below its parity threshold (kept) · ❌ export failed · "
           "➖ no runtime here: static checks only")
-    from edgedino.export.coreml_check import INTERPRETER
+    from edgedino.export.coreml.numeric_check import INTERPRETER
 
     interpreted = sorted({a.target for a in result.artifacts if any(p.get("runtime") == INTERPRETER for p in a.parity)})
     if interpreted:

@@ -34,7 +34,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", ".onnx", "edgedino.runtime.onnx", "edgedino.export.onnx", colour="tab:blue"),
     Format("openvino", ".xml", "edgedino.runtime.openvino", "edgedino.export.openvino", side_files=(".bin",),
            colour="tab:purple"),
-    Format("coreml", ".mlpackage", "edgedino.runtime.coreml", "edgedino.export.coreml", folder=True,
+    Format("coreml", ".mlpackage", "edgedino.runtime.coreml", "edgedino.export.coreml.convert", folder=True,
            platforms=("darwin",), colour="tab:green"),
     Format("tflite", ".tflite", "edgedino.runtime.tflite", "edgedino.export.tflite", colour="tab:orange"),
 )}
