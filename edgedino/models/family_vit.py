@@ -108,7 +108,8 @@ def from_hf_config(hf: dict) -> ViTConfig:
 
 
 FAMILY = Family(
-    name="vit", title="ViT", config=ViTConfig, module="edgedino.models.vit:VisionTransformer", marker="patch_embed.proj.weight",
+    name="vit", title="ViT", config=ViTConfig, module="edgedino.models.vit:VisionTransformer",
+    marker="patch_embed.proj.weight",
     infer=infer, layer_id=layer_id, depth=lambda cfg: cfg.depth, mask_token=True,
     hf_marker="embeddings.patch_embeddings.", hf_keys=hf_keys, hf_config=hf_config, from_hf_config=from_hf_config,
     hf_model_type="dinov3_vit",
