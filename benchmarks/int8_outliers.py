@@ -62,7 +62,7 @@ def _test_parity(target: str, path: str, inputs: np.ndarray, reference: dict, fe
                  ) -> list[float] | None:
     """cls and patch cosine on the test images: from the timing worker's features, or the Core ML interpreter."""
     if target == "coreml":
-        from edgedino.export.coreml_check import InterpreterRuntime
+        from edgedino.export.coreml.numeric_check import InterpreterRuntime
 
         runtime = InterpreterRuntime(path)
         got = [runtime.run(x[None]) for x in inputs]

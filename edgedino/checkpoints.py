@@ -20,7 +20,7 @@ from edgedino import dcp, fetch, hf_layout
 from edgedino.atomic import atomic_path
 from edgedino.digest import check_name_hash
 from edgedino.errors import CheckpointError
-from edgedino.models import Backbone, ModelConfig, create_model, get_config, match_preset
+from edgedino.models import FAMILIES, Backbone, ModelConfig, create_model, get_config, match_preset
 from edgedino.models.config import config_from_dict, config_to_dict
 from edgedino.models.infer import check_family, infer_config
 from edgedino.models.rope import rope_periods
@@ -167,7 +167,8 @@ def _backbone_of(teacher: dict, path: Path) -> dict:
 
 def _official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """Official-layout tensors without the aliases the official state_dict() adds (checked equal)."""
-    return drop_aliases(sd, "convnext" if "downsample_layers.0.0.weight" in sd else "vit")
+    family = next((f for f in FAMILIES.values() if f.marker in sd), None)
+    return drop_aliases(sd, family.name) if family else sd  # not a backbone at all: said when its config is read
 
 
 def check_keys(net: Backbone, sd: dict[str, Tensor]) -> None:

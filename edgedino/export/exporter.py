@@ -26,6 +26,7 @@ from edgedino.export.results import CALIB_DEFAULT, VERIFY_DEFAULT, ArtifactResul
 from edgedino.export.smooth import ALPHA
 from edgedino.export.spec import GUARDED, INPUT_FORMATS, INT8_POLICIES, PRECISIONS, ExportSpec, QuantPlan
 from edgedino.export.target import Conversion, Target, all_targets, get_target
+from edgedino.runtime.formats import DEFAULT_TARGET
 from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
@@ -91,7 +92,7 @@ def check_finite(*modules) -> None:
 
 
 def export(
-    targets: list[str] | str = "onnx",
+    targets: list[str] | str = DEFAULT_TARGET,
     model: str | None = None,
     weights: str | None = None,
     precisions: list[str] | str = "fp32",
