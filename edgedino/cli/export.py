@@ -8,6 +8,7 @@ import sys
 from edgedino.atomic import check_output
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
+from edgedino.export.recipe import recipe_names
 from edgedino.export.spec import INPUT_FORMATS, PRECISION_HELP, PRECISIONS, THRESHOLDS
 
 STATUS = {"ok": "✅", "verify-failed": "❎", "export-failed": "❌", "unverified": "➖"}
@@ -28,7 +29,7 @@ def register(sub) -> None:
             edgedino export --target onnx --model vits16
             edgedino export --target all --precision fp32,int8 --calib my_images/ --out exports/
             edgedino export --target coreml --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth --precision fp16
-            edgedino export --recipe export/intel-cpu.yaml --calib street.mp4 --json export.json
+            edgedino export --recipe intel-cpu --calib street.mp4 --json export.json
             edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
         """,
     )
@@ -49,7 +50,8 @@ def register(sub) -> None:
     p.add_argument("--dynamic", action="store_true", help="dynamic batch size (onnx only)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="target option, e.g. minimum_deployment_target=iOS18 for coreml")
-    p.add_argument("--recipe", help="YAML recipe with the settings for a device (see export/); flags override it")
+    p.add_argument("--recipe", help=f"a device recipe: a shipped one by name ({', '.join(recipe_names())}) or a "
+                   "YAML file; flags override it")
     p.add_argument("--out", default="exports", help="output directory (default exports/)")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts against PyTorch")
     p.add_argument("--json", help="also write the results as JSON to this file")

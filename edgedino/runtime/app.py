@@ -1,4 +1,4 @@
-"""What the live apps (apps/*.py) share: their common flags, outputs, window keys, timing summary and error exit.
+"""What the live apps (edgedino.apps) share: their common flags, outputs, window keys, timing summary and error exit.
 Torch-free: numpy and OpenCV only, so the apps run on a device with `edgedino[runtime]`."""
 
 from __future__ import annotations
