@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from edgedino.argtypes import at_least
+from edgedino.caption import Label, TextStyle, draw_labels, fit, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.app import add_run_args, app_parser, run_main
 
@@ -40,21 +41,28 @@ def classify(runtime, classes: tuple[str, ...], rgb: np.ndarray, top: int) -> tu
     return [(classes[i], float(probs[i])) for i in best], {**feats.ms, "head": (time.perf_counter() - t0) * 1e3}
 
 
-def draw(bgr: np.ndarray, labels: list[tuple[str, float]], fps: float, ms: dict[str, float]) -> np.ndarray:
-    """Top label large, the next ones with confidence bars, FPS and stage times: outlined to read on any frame."""
+def overlay_labels(labels: list[tuple[str, float]], fps: float | None, ms: dict[str, float],
+                   frame_hw: tuple[int, int]) -> list[Label]:
+    """Where each text goes: the top label large at the top left, the next ones under it, FPS and stage times
+    wrapped at the bottom."""
+    style = TextStyle.for_frame(frame_hw)
+    width = frame_hw[1] - 2 * style.pad
+    (name, p), rest = labels[0], labels[1:]
+    big = TextStyle.for_frame(frame_hw, 1.6)
+    placed = stack([fit(f"{name} {p:.0%}", width, big)], big, frame_hw, [])
+    placed += stack([fit(f"{n} {q:.0%}", width, style) for n, q in rest], style, frame_hw, placed)
+    return placed + stack(stats_lines(fps, ms, width, style), style, frame_hw, placed, bottom=True)
+
+
+def draw(bgr: np.ndarray, labels: list[tuple[str, float]], fps: float | None, ms: dict[str, float]) -> np.ndarray:
+    """The labels (each runner-up with a bar as long as its probability) and the stage times, drawn on `bgr`."""
     import cv2
 
-    def text(s: str, y: int, scale: float, thick: int) -> None:
-        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):
-            cv2.putText(bgr, s, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
-
-    name, p = labels[0]
-    text(f"{name} {p:.0%}", 34, 1.0, 2)
-    for i, (n, q) in enumerate(labels[1:], 1):
-        y = 34 + 24 * i
-        cv2.rectangle(bgr, (8, y - 12), (8 + int(120 * q), y + 2), (80, 200, 80), -1)
-        text(f"{n} {q:.0%}", y, 0.5, 1)
-    text(f"{fps:.1f} FPS  " + " ".join(f"{k} {v:.1f}ms" for k, v in ms.items()), bgr.shape[0] - 10, 0.45, 1)
+    placed = overlay_labels(labels, fps, ms, bgr.shape[:2])
+    draw_labels(bgr, placed)
+    for label, (_, q) in zip(placed[1:len(labels)], labels[1:], strict=True):
+        x, y, w, h = label.rect
+        cv2.rectangle(bgr, (x, y + h - 3), (x + max(int(w * q) - 1, 0), y + h - 1), (80, 200, 80), -1)
     return bgr
 
 

@@ -34,13 +34,12 @@ def feature_view(runtime, rgb: np.ndarray, short_side: int | None) -> tuple[np.n
     return view, {**feats.ms, "pca": (time.perf_counter() - t0) * 1e3}
 
 
-def caption(bgr: np.ndarray, fps: float, ms: dict[str, float]) -> None:
-    """FPS and per-stage ms in the top-left corner, outlined so it reads on any background."""
-    import cv2
+def caption(bgr: np.ndarray, fps: float | None, ms: dict[str, float]) -> None:
+    """FPS and per-stage ms at the top left, wrapped to the view, on dark boxes that read on any background."""
+    from edgedino.caption import TextStyle, draw_labels, stack, stats_lines
 
-    text = f"{fps:.1f} FPS  " + " ".join(f"{k} {v:.1f}ms" for k, v in ms.items())
-    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(bgr, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, width, cv2.LINE_AA)
+    style = TextStyle.for_frame(bgr.shape[:2])
+    draw_labels(bgr, stack(stats_lines(fps, ms, bgr.shape[1] - 2 * style.pad, style), style, bgr.shape[:2], []))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from edgedino.caption import Label, TextStyle, draw_labels, fit, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.app import add_run_args, app_parser, run_main
 
@@ -39,25 +40,27 @@ def segment(runtime, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     return mask, {**feats.ms, "mask": (time.perf_counter() - t0) * 1e3}
 
 
+def legend_labels(present: list[int], classes: tuple[str, ...], colors: np.ndarray, fps: float | None,
+                  ms: dict[str, float], frame_hw: tuple[int, int]) -> list[Label]:
+    """Where each text goes: a legend of the classes present (with their colours) at the top left, FPS and stage
+    times wrapped at the bottom."""
+    style = TextStyle.for_frame(frame_hw)
+    width = frame_hw[1] - 2 * style.pad
+    legend = stack([fit(classes[c], width, style) for c in present], style, frame_hw, [],
+                   swatches=[tuple(int(v) for v in colors[c][::-1]) for c in present])
+    return legend + stack(stats_lines(fps, ms, width, style), style, frame_hw, legend, bottom=True)
+
+
 def draw(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...], colors: np.ndarray, alpha: float,
-         fps: float, ms: dict[str, float]) -> np.ndarray:
+         fps: float | None, ms: dict[str, float]) -> np.ndarray:
     """The frame tinted by class, a legend of the classes present, FPS and stage times (BGR)."""
     import cv2
 
     from edgedino.runtime.head import overlay
 
     bgr = cv2.cvtColor(overlay(rgb, mask, colors, alpha), cv2.COLOR_RGB2BGR)
-
-    def text(s: str, x: int, y: int) -> None:
-        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-            cv2.putText(bgr, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, width, cv2.LINE_AA)
-
-    for row, c in enumerate(np.unique(mask)):
-        y = 20 + 20 * row
-        cv2.rectangle(bgr, (8, y - 11), (20, y + 1), tuple(int(v) for v in colors[c][::-1]), -1)
-        text(classes[c], 26, y)
-    text(f"{fps:.1f} FPS  " + " ".join(f"{k} {v:.1f}ms" for k, v in ms.items()), 8, bgr.shape[0] - 10)
-    return bgr
+    present = [int(c) for c in np.unique(mask)]
+    return draw_labels(bgr, legend_labels(present, classes, colors, fps, ms, bgr.shape[:2]))
 
 
 def run(args: argparse.Namespace) -> int:
