@@ -143,6 +143,13 @@ def objects_record(index: int, t: float, result) -> dict:
     return {"frame": index, "t": round(t, 4), "objects": objs}
 
 
+def lost_since(result, index: int, since: int | None) -> int | None:
+    """The first frame of the current run of frames on which every object is lost (None while one is tracked)."""
+    if not result.objects or not all(o.lost for o in result.objects):
+        return None
+    return index if since is None else since
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
@@ -163,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         open_window(WINDOW)
     result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb))
-    stats, paused, count, t_read, write = RunStats(), False, 1, None, True
+    stats, paused, count, t_read, write, all_lost = RunStats(), False, 1, None, True, None
     with ExitStack() as stack:
         stack.callback(frames.close)
         outputs = Outputs(stack, args.save, args.json, source.fps, (args.source, args.model, args.mask))
@@ -187,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 if action == "r":
                     try:
                         result = tracker.start(frame.rgb, initial_mask(args, tracker, frame.rgb, ask=True))
+                        all_lost = None
                     except EdgeDinoError as e:
                         print(f"re-initialisation skipped: {e}", file=sys.stderr)
                     write = False  # the same frame is drawn again with the new objects, not written twice
@@ -198,10 +206,14 @@ def run(args: argparse.Namespace) -> int:
                 read_ms = (time.perf_counter() - t_read) * 1e3
                 result = tracker.step(frame.rgb)
                 result.ms = {"read": read_ms, **result.ms}
+                all_lost = lost_since(result, frame.index, all_lost)
                 count, write = count + 1, True
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
     print(stats.summary(f"tracked {stats.frames} frames after the first"), file=sys.stderr)
+    if all_lost is not None:
+        print(f"every object was lost from frame {all_lost} to the end (mark them again: r in the window, or a new "
+              "--box or --mask)", file=sys.stderr)
     return 1 if source.failure else 0
 
 
@@ -234,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from edgedino.runtime.app import run_main
 
-    return run_main("track", build_parser(), run, argv)
+    return run_main("track", build_parser(), run, argv, " (with --box or --mask)")
 
 
 if __name__ == "__main__":

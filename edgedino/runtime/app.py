@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -100,6 +102,21 @@ class Outputs:
             self.jsonl.write(json.dumps(record) + "\n")
 
 
+def has_display() -> bool:
+    """Whether a window can open: on Linux and BSD an X server (a DISPLAY whose local socket exists) or Wayland;
+    elsewhere (macOS, Windows) the desktop is assumed. Checked before OpenCV tries, because Qt aborts the process
+    (exit 134, "could not connect to display") where it finds none."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return True
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    display = os.environ.get("DISPLAY", "")
+    host, _, number = display.rpartition(":")
+    if not number:
+        return False
+    return bool(host) or Path(f"/tmp/.X11-unix/X{number.split('.')[0]}").exists()
+
+
 def open_window(name: str) -> None:
     """A window sized to the frames, without OpenCV's toolbar."""
     import cv2
@@ -162,10 +179,13 @@ def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step:
 
 
 def run_main(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
-             argv: list[str] | None) -> int:
-    """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2."""
+             argv: list[str] | None, headless_hint: str = "") -> int:
+    """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2, and so
+    does a window asked for where there is no display ('use --headless' and the app's `headless_hint`)."""
     args = parser.parse_args(argv)
     try:
+        if not args.headless and not has_display():
+            raise EdgeDinoError(f"no display: use --headless{headless_hint}")
         return run(args)
     except EdgeDinoError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
