@@ -140,6 +140,7 @@ class TfliteTarget(Target):
     suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
+    not_on = {"win32": "Windows"}  # litert-torch needs litert-converter, which has no Windows wheels
 
     def stored_precision(self, path: Path) -> str:
         """int8: quantized activations; int8-weights: int8 weight tensors only; fp16: float16 weight tensors."""
