@@ -35,7 +35,7 @@ demo: $(STAMP)
 	@echo "== edgedino info: the default ViT-S/16 (random weights unless you pass --weights)"
 	$(BIN)/edgedino info --model vits16
 	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
-	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --out demo_out/pca.png
+	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --save demo_out/pca.png
 	@echo "== edgedino export: every target this machine converts, fp32 and int8, each verified against PyTorch"
 	$(BIN)/edgedino export --target all --model vits16 --precision fp32,int8 --out demo_out/exports
 	@echo "== edgedino-track: a generated clip (python -m edgedino.track.synth), tracked headless by the int8 OpenVINO artifact"

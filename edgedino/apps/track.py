@@ -219,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from edgedino.argtypes import at_least
+    from edgedino.flags import add_flag
     from edgedino.runtime.app import add_run_args, app_parser
 
     p = app_parser("edgedino-track", __doc__.split("\n\n")[0], EXAMPLES, "an exported artifact (.onnx, .xml, .tflite, "
@@ -231,12 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "when neither --box nor --mask is given: drag boxes, or click points (default: box)")
     p.add_argument("--no-refine", action="store_true", help="use boxes as they are instead of keeping the pixels "
                    "whose features look like the box's inside")
-    p.add_argument("--short-side", type=at_least(1), help="frame short side fed to the backbone; default: the "
-                   "artifact's export size (fixed-size artifacts), else 224: there ViT-S/16 int8 (OpenVINO, 2 "
-                   "threads) takes 11 ms a frame on a 2-core Xeon, 60 ms at 448 (benchmarks/results/intel-xeon-2c)")
-    add_run_args(p, "write the annotated video (mp4v)", "write one line per frame: frame, t, objects "
-                 "[{id, box [x,y,w,h], area, confidence, lost}]", "no window (devices without a screen); needs --box "
-                 "or --mask")
+    add_flag(p, "--short-side", "default: the artifact's export size (fixed-size artifacts), else 224: there "
+             "ViT-S/16 int8 (OpenVINO, 2 threads) takes 11 ms a frame on a 2-core Xeon, 60 ms at 448 "
+             "(benchmarks/results/intel-xeon-2c)", type=at_least(1))
+    add_run_args(p, "the annotated video (mp4v)", "each line: frame, t, objects "
+                 "[{id, box [x,y,w,h], area, confidence, lost}]", "needs --box or --mask")
     return p
 
 

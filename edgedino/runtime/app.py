@@ -17,6 +17,7 @@ import numpy as np
 
 from edgedino.argtypes import at_least, seconds
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 from edgedino.runtime.source import Frame, FrameSource
 
 
@@ -24,26 +25,23 @@ def app_parser(prog: str, description: str, examples: str, model_help: str) -> a
     """The parser with the app's description and examples, --model and --source (every app reads frames alike)."""
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=examples,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help=model_help)
-    p.add_argument("--source", default="0", help="camera index, video file, rtsp:// or http:// URL, or image folder "
-                   "(default: 0, the first camera)")
+    add_flag(p, "--model", model_help, required=True)
+    add_flag(p, "--source", "a camera index, video file, rtsp:// or http:// URL, or image folder (default: 0, the "
+             "first camera)", default="0")
     return p
 
 
 def add_run_args(p: argparse.ArgumentParser, save_help: str, json_help: str | None = None,
-                 headless_help: str = "no window (devices without a screen)") -> None:
+                 headless_help: str = "") -> None:
     """--threads, --save, --json (when the app writes one), --headless, --max-frames, --timeout, --retries."""
-    p.add_argument("--threads", type=at_least(1), help="runtime threads (default: the runtime's choice)")
-    p.add_argument("--save", metavar="MP4", help=save_help)
+    add_flag(p, "--threads", "default: the runtime's choice", type=at_least(1))
+    add_flag(p, "--save", save_help, metavar="MP4")
     if json_help:
-        p.add_argument("--json", metavar="JSONL", help=json_help)
-    p.add_argument("--headless", action="store_true", help=headless_help)
-    p.add_argument("--max-frames", type=at_least(1), help="stop after this many frames (default: at the source's "
-                   "end)")
-    p.add_argument("--timeout", type=seconds, default=10.0, help="seconds without a frame before the source counts "
-                   "as stalled (default: 10)")
-    p.add_argument("--retries", type=at_least(0), default=3, help="times a failed or stalled source is reopened before "
-                   "giving up (default: 3)")
+        add_flag(p, "--json", json_help, metavar="JSONL")
+    add_flag(p, "--headless", headless_help, action="store_true")
+    add_flag(p, "--max-frames", "default: at the source's end", type=at_least(1))
+    add_flag(p, "--timeout", "default: 10", type=seconds, default=10.0)
+    add_flag(p, "--retries", "default: 3", type=at_least(0), default=3)
 
 
 @dataclass
@@ -182,7 +180,11 @@ def run_main(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse
              argv: list[str] | None, headless_hint: str = "") -> int:
     """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2, and so
     does a window asked for where there is no display ('use --headless' and the app's `headless_hint`)."""
+    from edgedino.flags import warn_deprecated
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    warn_deprecated(parser, argv, parser.prog)
     try:
         if not args.headless and not has_display():
             raise EdgeDinoError(f"no display: use --headless{headless_hint}")
