@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = app_parser("edgedino-classify", __doc__.split("\n\n")[0], EXAMPLES, "an artifact exported with a classify "
                    "head (.onnx, .xml, .tflite, .mlpackage on macOS)")
     p.add_argument("--top", type=at_least(1), default=3, help="labels shown per frame (default 3)")
-    add_run_args(p, "the annotated video (mp4v)", "each line: frame, t, labels [[name, p], ...]")
+    add_run_args(p, "the annotated video (mp4v)", "labels [[name, p], ...]")
     return p
 
 

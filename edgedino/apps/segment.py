@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = app_parser("edgedino-segment", __doc__.split("\n\n")[0], EXAMPLES, "an artifact exported with a segment "
                    "head (.onnx, .xml, .tflite, .mlpackage on macOS)")
     p.add_argument("--alpha", type=float, default=0.5, help="mask opacity, 0-1 (default 0.5)")
-    add_run_args(p, "the annotated video (mp4v)", "each line: frame, t, coverage {class: share}")
+    add_run_args(p, "the annotated video (mp4v)", "coverage {class: share}")
     return p
 
 

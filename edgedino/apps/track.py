@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--short-side", "default: the artifact's export size (fixed-size artifacts), else 224: there "
              "ViT-S/16 int8 (OpenVINO, 2 threads) takes 11 ms a frame on a 2-core Xeon, 60 ms at 448 "
              "(benchmarks/results/intel-xeon-2c)", type=at_least(1))
-    add_run_args(p, "the annotated video (mp4v)", "each line: frame, t, objects "
+    add_run_args(p, "the annotated video (mp4v)", "objects "
                  "[{id, box [x,y,w,h], area, confidence, lost}]", "needs --box or --mask")
     return p
 

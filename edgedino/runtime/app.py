@@ -37,7 +37,8 @@ def add_run_args(p: argparse.ArgumentParser, save_help: str, json_help: str | No
     add_flag(p, "--threads", "default: the runtime's choice", type=at_least(1))
     add_flag(p, "--save", save_help, metavar="MP4")
     if json_help:
-        add_flag(p, "--json", json_help, metavar="JSONL")
+        add_flag(p, "--json", "each line: frame, t (seconds into a video file, else since the source opened), "
+                 + json_help, metavar="JSONL")
     add_flag(p, "--headless", headless_help, action="store_true")
     add_flag(p, "--max-frames", "default: at the source's end", type=at_least(1))
     add_flag(p, "--timeout", "default: 10", type=seconds, default=10.0)
