@@ -9,8 +9,8 @@ import sys
 from edgedino.errors import EdgeDinoError
 from edgedino.version import __version__
 
-COMMANDS = ("models", "info", "features", "export", "verify", "compare", "benchmark", "head", "pretrain", "distill",
-            "eval")
+COMMANDS = ("models", "info", "features", "export", "verify", "compare", "embed", "benchmark", "head", "pretrain",
+            "distill", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
