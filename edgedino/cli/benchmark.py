@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 
+from edgedino.bench.suite import BASELINES
 from edgedino.cli.common import add_command
 from edgedino.flags import add_flag
+from edgedino.runtime.formats import target_names
 
 
 def _list(text: str | None, cast=str):
@@ -48,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
     add_flag(p, "--model", "comma-separated presets (default vits16); tracking also takes artifact files")
     add_flag(p, "--weights", "default: seeded random weights")
-    add_flag(p, "--target", "torch, torch.compile, onnx, openvino, tflite, coreml; comma-separated")
+    add_flag(p, "--target", f"{', '.join(BASELINES)}, {target_names()}; comma-separated")
     add_flag(p, "--precision", "comma-separated, of the export targets (default fp32,int8)")
     add_flag(p, "--imgsz", "comma-separated, N (N x N) or HxW (default 224)")
     add_flag(p, "--threads", "comma-separated thread counts (default 2)")
