@@ -35,12 +35,12 @@ demo: $(STAMP)
 	@echo "== edgedino info: the default ViT-S/16 (random weights unless you pass --weights)"
 	$(BIN)/edgedino info --model vits16
 	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
-	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --out demo_out/pca.png
+	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --save demo_out/pca.png
 	@echo "== edgedino export: every target this machine converts, fp32 and int8, each verified against PyTorch"
 	$(BIN)/edgedino export --target all --model vits16 --precision fp32,int8 --out demo_out/exports
-	@echo "== apps/track.py: a generated clip (python -m edgedino.track.synth), tracked headless by the int8 OpenVINO artifact"
+	@echo "== edgedino-track: a generated clip (python -m edgedino.track.synth), tracked headless by the int8 OpenVINO artifact"
 	$(BIN)/python -m edgedino.track.synth demo_out/synth --count 1 --frames 48 --objects 2 --size 480x640
-	$(BIN)/python apps/track.py --model demo_out/exports/vits16_224_int8.xml --source demo_out/synth/JPEGImages/480p/synth00 \
+	$(BIN)/edgedino-track --model demo_out/exports/vits16_224_int8.xml --source demo_out/synth/JPEGImages/480p/synth00 \
 		--mask demo_out/synth/Annotations/480p/synth00/00000.png --headless --save demo_out/track.mp4 --json demo_out/tracks.jsonl
 	@echo "Weights are random unless --weights is given: pass an official DINOv3 .pth or HF folder for real features."
 

@@ -202,7 +202,7 @@ def test_missing_converter_names_the_extra():
     assert "needs coremltools, which is not installed: pip install 'edgedino[export]'" in out.stdout
 
 
-@pytest.mark.parametrize("recipe", sorted((ROOT / "export").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", sorted((ROOT / "edgedino" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recipes_load_and_plan(recipe):
     from edgedino.export.exporter import plan
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
+from edgedino.flags import add_flag
 from edgedino.license import RANDOM_NOTICE
 
 
@@ -18,12 +20,31 @@ def add_command(sub, name: str, help: str, description: str, examples: str) -> a
     )
 
 
+MODEL_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".onnx", ".xml", ".tflite", ".mlpackage")
+
+
+def is_model_file(value: str) -> bool:
+    """Whether a --model value names a file or folder rather than a preset."""
+    return "/" in value or "\\" in value or value.endswith(MODEL_FILE_SUFFIXES) or Path(value).exists()
+
+
+class ModelOrFile(argparse.Action):
+    """--model takes a preset name or a model file; a file goes where --weights would put it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not is_model_file(value):
+            namespace.model = value
+        elif getattr(namespace, "weights", None):
+            parser.error(f"--model {value} and --weights {namespace.weights}: give the model file once")
+        else:
+            namespace.weights = value
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="preset name (vits16, vits16plus, vitb16, vitl16, vith16plus, convnext_tiny, "
-                   "convnext_small, convnext_base, convnext_large); inferred from --weights when omitted, "
-                   "vits16 without weights")
-    p.add_argument("--weights", help="official DINOv3 .pth, official training checkpoint, Hugging Face folder "
-                   "or .safetensors, or an edgedino checkpoint; random init when omitted")
+    add_flag(p, "--model", "vits16, vits16plus, vitb16, vitl16, vith16plus, convnext_tiny, convnext_small, "
+             "convnext_base, convnext_large; inferred from the weights when omitted, vits16 without weights",
+             action=ModelOrFile)
+    add_flag(p, "--weights", "random init when omitted")
 
 
 def load_model(args: argparse.Namespace):

@@ -8,7 +8,9 @@ import sys
 from edgedino.atomic import check_output
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
+from edgedino.export.recipe import recipe_names
 from edgedino.export.spec import GUARDED, INPUT_FORMATS, INT8_POLICIES, PRECISION_HELP, PRECISIONS, THRESHOLDS
+from edgedino.flags import add_flag
 from edgedino.runtime.formats import DEFAULT_TARGET, target_names
 
 STATUS = {"ok": "✅", "verify-failed": "❎", "export-failed": "❌", "unverified": "➖"}
@@ -34,22 +36,21 @@ def register(sub) -> None:
             edgedino export --target onnx --model vits16
             edgedino export --target all --precision fp32,int8 --calib my_images/ --out exports/
             edgedino export --target coreml --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth --precision fp16
-            edgedino export --recipe export/intel-cpu.yaml --calib street.mp4 --json export.json
+            edgedino export --recipe intel-cpu --calib street.mp4 --json export.json
             edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
             edgedino export --target tflite --precision int8 --calib calib/ --verify-images held_out/
             edgedino export --target onnx --precision int8 --weights vits16.pth --int8-policy report
         """,
     )
-    p.add_argument("--target", help=f"{target_names()} or all; comma-separated for several")
+    add_flag(p, "--target", f"{target_names()} or all; comma-separated for several")
     add_model_args(p)
-    p.add_argument("--head", help="a head file from 'edgedino head train': backbone + head as one artifact with a "
+    add_flag(p, "--head", "backbone + head as one artifact with a "
                                   "'logits' output (classify (B, C); segment (B, h, w, C) at the patch grid), "
                                   "verified like the features; the backbone is the one the head was trained on, "
                                   "at its training size unless --imgsz or a recipe says otherwise")
-    p.add_argument("--imgsz", help="input size N or HxW, a multiple of the stride (default 224)")
-    p.add_argument("--precision", help=f"{', '.join(PRECISIONS)}; comma-separated for several (default fp32)")
-    p.add_argument("--calib", help="image folder or video for int8 calibration "
-                                   "(default: the sample photos shipped with edgedino)")
+    add_flag(p, "--imgsz", "N is N x N; a multiple of the stride (default 224)")
+    add_flag(p, "--precision", f"{', '.join(PRECISIONS)}; comma-separated for several (default fp32)")
+    add_flag(p, "--calib", "default: the sample photos shipped with edgedino")
     p.add_argument("--verify-images", help="image folder or video the artifacts are checked on, 8 images; keep it "
                                            "apart from --calib (default: held-out photos shipped with edgedino, "
                                            "which the default calibration does not see)")
@@ -60,14 +61,15 @@ def register(sub) -> None:
     p.add_argument("--calib-size", type=int, help="calibration images to use (default 32)")
     p.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="float32: NCHW normalised (default); uint8: NHWC RGB 0-255 with normalisation inside")
-    p.add_argument("--batch", type=int, default=1, help="static batch size of the artifacts (default 1)")
+    add_flag(p, "--batch", "static, of the artifacts (default 1)", type=int, default=1)
     p.add_argument("--dynamic", action="store_true", help="dynamic batch size (onnx only)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="target option, e.g. minimum_deployment_target=iOS18 for coreml")
-    p.add_argument("--recipe", help="YAML recipe with the settings for a device (see export/); flags override it")
-    p.add_argument("--out", default="exports", help="output directory (default exports/)")
+    p.add_argument("--recipe", help=f"a device recipe: a shipped one by name ({', '.join(recipe_names())}) or a "
+                   "YAML file; flags override it")
+    add_flag(p, "--out", "default exports/", default="exports")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts against PyTorch")
-    p.add_argument("--json", help="also write the results as JSON to this file")
+    add_flag(p, "--json")
     p.set_defaults(run=run)
 
 

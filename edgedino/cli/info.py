@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, check_size, parse_imgsz
 
@@ -26,7 +27,7 @@ def register(sub) -> None:
         """,
     )
     add_model_args(p)
-    p.add_argument("--imgsz", default="224", help="input size N or HxW, multiples of the stride (default 224)")
+    add_flag(p, "--imgsz", "N is N x N; multiples of the stride (default 224)", default="224")
     p.set_defaults(run=run)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
+from edgedino.flags import add_flag
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
@@ -35,15 +36,14 @@ def register(sub) -> None:
 def add_arguments(p) -> None:
     """The flags of `edgedino pretrain` and `python -m edgedino.train` (one definition for both)."""
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="tiny-cpu, vits16 or convnext_tiny (a stage: pretrain, gram_anchor, "
+    add_flag(src, "--preset", "tiny-cpu, vits16 or convnext_tiny (a stage: pretrain, gram_anchor, "
                      "high_res_adapt)")
-    src.add_argument("--config", help="a YAML config file (may name a stage as `base:`)")
-    p.add_argument("--data", nargs="+", required=True, metavar="SRC",
-                   help="image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, metrics.jsonl, backbone.pth")
-    p.add_argument("--max-steps", type=at_least(1), help="stop after this many steps, at least 1 (the schedules "
-                   "stay the full run's; default: run.total_steps)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    add_flag(src, "--config", "it may name a stage as `base:`")
+    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
+             nargs="+", required=True, metavar="SRC")
+    add_flag(p, "--out", "the run's: checkpoint.pth, metrics.jsonl, backbone.pth", required=True)
+    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
+    add_flag(p, "--resume", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-3")
 
 

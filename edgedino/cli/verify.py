@@ -9,6 +9,7 @@ from pathlib import Path
 from edgedino.atomic import check_output
 from edgedino.cli.common import add_command
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 
 
 def register(sub) -> None:
@@ -23,20 +24,20 @@ def register(sub) -> None:
                     "in edgedino's reference interpreter of the ML program (and in Core ML on macOS). Exit 0: "
                     "every runtime meets the precision's threshold; 1: one does not; 2: it cannot be verified.",
         examples="""
-            edgedino verify exports/vits16_224_int8.mlpackage --images my_images/
+            edgedino verify exports/vits16_224_int8.mlpackage --source my_images/
             edgedino verify exports/vits16_224_fp16.onnx --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth
-            edgedino verify exports/convnext_tiny_224_int8.tflite --images street.mp4 --json verify.json
+            edgedino verify exports/convnext_tiny_224_int8.tflite --source street.mp4 --json verify.json
             edgedino verify exports/vits16_classify_224_int8.onnx --head digits_head.pth
         """,
     )
     p.add_argument("artifact", help="the exported file (.onnx, .xml, .tflite) or package folder (.mlpackage)")
-    p.add_argument("--images", help="image folder or video to compare on, 8 images (default: held-out photos "
-                                    "shipped with edgedino, which the default calibration does not see)")
-    p.add_argument("--weights", help="the weights file the artifact was exported from (default: its recorded "
-                                     "name, next to the artifact or in the current folder)")
-    p.add_argument("--head", help="the head file an artifact with a task head was exported with (default: its "
-                                  "recorded name, next to the artifact or in the current folder)")
-    p.add_argument("--json", help="also write the result as JSON to this file")
+    add_flag(p, "--source", "an image folder or video to compare on, 8 images (default: held-out photos shipped "
+             "with edgedino, which the default calibration does not see)")
+    add_flag(p, "--weights", "the file the artifact was exported from (default: its recorded name, next to the "
+             "artifact or in the current folder)")
+    add_flag(p, "--head", "the one an artifact with a task head was exported with (default: its recorded name, next "
+             "to the artifact or in the current folder)")
+    add_flag(p, "--json")
     p.set_defaults(run=run)
 
 
@@ -157,7 +158,7 @@ def run(args) -> int:
 
     path = Path(args.artifact)
     if args.json:
-        check_output(args.json, inputs=[args.artifact, args.weights, args.head, args.images])
+        check_output(args.json, inputs=[args.artifact, args.weights, args.head, args.source])
     target, runtimes, meta = artifact_runtimes(path)
     runtime = runtimes[0][1]
     spec = recorded_spec(meta, target, path)
@@ -168,7 +169,7 @@ def run(args) -> int:
         backbone = load_backbone(weights, meta["model"], seed=meta.get("random_seed", 0))
         module = ExportModule(backbone, spec.imgsz, spec.input_format,
                               head=load_head(head).head if head else None)
-    frames = read_frames(args.images or HOLDOUT, VERIFY_IMAGES)
+    frames = read_frames(args.source or HOLDOUT, VERIFY_IMAGES)
     # The artifact gets its input as the runtime makes it, from the metadata's mean/std; PyTorch as the model needs.
     inputs = runtime.preprocess(frames, spec.imgsz)
     truth = model_inputs(frames, spec.imgsz, spec.input_format, (module.mean.flatten() / 255).tolist(),
@@ -186,7 +187,7 @@ def run(args) -> int:
     verify_artifact(result, target, inputs, verify.reference(module, truth), log, runtimes)
     consistency(result, meta, module, spec, head, target, path, log)
     report = ExportResult(meta["model"], weights, spec.imgsz, spec.input_format, len(inputs), [result],
-                          args.images or VERIFY_DEFAULT)
+                          args.source or VERIFY_DEFAULT)
     print_table(report)
     if args.json:
         from edgedino.atomic import atomic_path

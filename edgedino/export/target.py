@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ class Target:
     input_formats: tuple[str, ...] = INPUT_FORMATS
     dynamic_shapes: bool = False  # can export a dynamic batch
     int8: Int8Scheme = Int8Scheme()
+    not_on: dict[str, str] = {}  # sys.platform values the converter has no wheels for -> the platform's name
 
     @property
     def format(self) -> Format:
@@ -75,6 +77,9 @@ class Target:
 
     def available(self) -> str | None:
         """None when the converter is installed; else what is missing and how to install it."""
+        if sys.platform in self.not_on:
+            return (f"the {self.name} target is not on {self.not_on[sys.platform]}: its converter has no wheels "
+                    "there; export on Linux or macOS (on Windows, WSL works)")
         missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
         if missing:
             return (f"the {self.name} target needs {', '.join(missing)}, which is not installed: "

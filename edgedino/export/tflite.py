@@ -175,6 +175,7 @@ class TfliteTarget(Target):
     # FULLY_CONNECTED / CONV_2D write int8 outputs; depthwise stays float (INT8_OPS); the converter folds a
     # LayerNorm's gain and bias into the next FULLY_CONNECTED / CONV_2D (its weights become W * g)
     int8 = Int8Scheme(outputs=True, depthwise=False, norm_folded=True)
+    not_on = {"win32": "Windows"}  # litert-torch needs litert-converter, which has no Windows wheels
 
     def stored_precision(self, path: Path) -> str:
         """int8: quantized activations; int8-weights: int8 weight tensors only; fp16: float16 weight tensors."""
