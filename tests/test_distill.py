@@ -235,9 +235,9 @@ def test_head_targets_from_a_pretraining_checkpoint(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "DINO/iBOT heads" in r.stderr
     rows = records(tmp_path / "d")
-    for key in ("vit_test.dino", "vit_test.ibot", "vit_test.koleo", "convnext_test.dino", "teacher_entropy"):
+    for key in ("vit_test.dino", "vit_test.ibot", "vit_test.koleo", "convnext_test.dino", "convnext_test.ibot",
+                "teacher_entropy"):  # ConvNeXt students get the iBOT patch loss too (they are not masked)
         assert all(np.isfinite(x[key]) for x in rows), key
-    assert all("convnext_test.ibot" not in x for x in rows)  # ConvNeXt has no mask token
     assert all(x["vit_test.dino"] > 0 for x in rows)
     forced = edgedino("distill", "--preset", "tiny-cpu", "--teacher-weights", str(tmp_path / "pre" / "backbone.pth"),
                       "--data", data, "--out", str(tmp_path / "f"), "--max-steps", "1", *FAST,
@@ -245,7 +245,9 @@ def test_head_targets_from_a_pretraining_checkpoint(data, tmp_path):
     assert forced.returncode == 2 and "no DINO head" in forced.stderr
 
 
-def test_head_targets_in_process_freeze_the_students_prototypes_early(perturb):
+def test_head_targets_in_process_unmasked_students_and_ibot_for_convnext(perturb):
+    """Official distillation: the students see every patch (no mask token), the DINO loss leaves out the same-view
+    global pairs, and iBOT scores the mask-drawn patches for ViT and ConvNeXt students alike."""
     from edgedino import create_model
     from edgedino.train import distributed, schedules
     from edgedino.train.distill import DistillStep
@@ -253,21 +255,30 @@ def test_head_targets_in_process_freeze_the_students_prototypes_early(perturb):
     from edgedino.train.heads import DINOHead, HeadShape
     from edgedino.train.teacher import Teacher
 
-    cfg = tiny_config("distill.students=[vit_test, convnext_test]", "heads.freeze_prototypes=2")
+    cfg = tiny_config("distill.students=[vit_test, convnext_test]")
     torch.manual_seed(0)
-    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, HeadShape(32, 48, 16, 3))))
+    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, HeadShape(32, 48, 16, 3)),
+                                  DINOHead(64, HeadShape(24, 40, 8, 2))))
     step = DistillStep(cfg, teacher, "heads", distributed.Dist())
-    assert step.terms == ["vit_test.dino", "vit_test.ibot", "vit_test.koleo",  # ConvNeXt: no mask token, no iBOT
-                          "convnext_test.dino", "convnext_test.koleo"]
-    assert step.students.nets["vit_test"].dino_head.last_layer.weight.shape == (32, 16)  # the teacher's head shape
-    for s, frozen in ((1, True), (2, False)):
-        terms = step.loss(batch_for(cfg, "heads", 64), s, schedules.at(cfg, s))
-        step.students.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        step.after_backward(s)
-        for net in step.students.nets.values():
-            assert (net.dino_head.last_layer.weight.grad is None) == frozen
-            assert net.dino_head.mlp[0].weight.grad is not None
+    assert step.terms == ["vit_test.dino", "vit_test.ibot", "vit_test.koleo",
+                          "convnext_test.dino", "convnext_test.ibot", "convnext_test.koleo"]
+    vit = step.students.nets["vit_test"]
+    assert vit.dino_head.last_layer.weight.shape == (32, 16) and vit.ibot_head.last_layer.weight.shape == (24, 8)
+    seen = []
+    for net in step.students.nets.values():
+        original = net.backbone.forward_features
+        net.backbone.forward_features = lambda x, masks=None, local=False, f=original: (seen.append(masks), f(
+            x, masks=masks, local=local))[1]
+    batch = batch_for(cfg, "heads", 64)
+    terms = step.loss(batch, 3, schedules.at(cfg, 3))
+    assert seen and all(m is None for m in seen)  # no student is masked
+    picks = step.picks(3, 4, batch["global"].flatten(0, 1))
+    assert picks["convnext_test"].shape == (8, 4) and picks["vit_test"].shape == (8, 16)
+    assert 0 < int(picks["vit_test"].sum()) < picks["vit_test"].numel()
+    for key in ("vit_test.ibot", "convnext_test.ibot", "vit_test.dino"):
+        assert torch.isfinite(terms[key]) and terms[key] > 0, key
+    terms["loss"].backward()
+    assert step.students.nets["convnext_test"].ibot_head.last_layer.weight.grad.abs().sum() > 0
 
 
 def test_bad_input_fails_before_writing(data, teacher_file, tmp_path):

@@ -231,4 +231,4 @@ def test_distillation_from_an_official_training_checkpoint_with_unequal_heads(pe
     assert student["dino_head.last_layer.weight"].shape == (DINO.out_dim, DINO.bottleneck)
     assert student["ibot_head.last_layer.weight"].shape == (IBOT.out_dim, IBOT.bottleneck)
     assert student["ibot_head.mlp.0.weight"].shape == (IBOT.hidden, 64)
-    assert load_config(preset_path("tiny-cpu")).heads.out_dim not in (DINO.out_dim, IBOT.out_dim)
+    assert load_config(preset_path("tiny-cpu")).heads.dino.out_dim not in (DINO.out_dim, IBOT.out_dim)

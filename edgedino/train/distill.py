@@ -16,16 +16,14 @@ import torch
 from torch import nn
 
 from edgedino.models import create_model
-from edgedino.train import distributed
+from edgedino.train import distributed, parallel
 from edgedino.train.checkpoint import export_backbone
-from edgedino.train.config import fraction
 from edgedino.train.distill_config import DistillConfig
 from edgedino.train.ema import ema_update, frozen_copy
 from edgedino.train.losses import DINOLoss, IBOTLoss, koleo_loss, sinkhorn_knopp
 from edgedino.train.losses.feature import align_grid, feature_loss, projection
-from edgedino.train.masking import masks_for_batch
 from edgedino.train.optim import param_groups
-from edgedino.train.ssl import SSLModel, crop_major
+from edgedino.train.ssl import SSLModel, crop_major, dino_terms, iteration_masks
 from edgedino.train.teacher import Teacher
 
 
@@ -38,7 +36,7 @@ class FeatureStudent(nn.Module):
         self.cls_proj = projection(backbone.embed_dim, teacher_dim)
         self.patch_proj = projection(backbone.embed_dim, teacher_dim)
 
-    def forward(self, globals_: torch.Tensor, locals_=None, masks=None) -> dict[str, torch.Tensor]:
+    def forward(self, globals_: torch.Tensor, locals_=None, masks=None, picked=None) -> dict[str, torch.Tensor]:
         f = self.backbone.forward_features(globals_)
         return {"cls": f["cls"], "cls_p": self.cls_proj(f["cls"]), "patches_p": self.patch_proj(f["patch_tokens"])}
 
@@ -50,8 +48,9 @@ class Students(nn.Module):
         super().__init__()
         self.nets = nn.ModuleDict(nets)
 
-    def forward(self, globals_: torch.Tensor, locals_: torch.Tensor | None, masks: dict) -> dict[str, dict]:
-        return {name: net(globals_, locals_, masks.get(name)) for name, net in self.nets.items()}
+    def forward(self, globals_: torch.Tensor, locals_: torch.Tensor | None, picks: dict) -> dict[str, dict]:
+        """Every student on the same crops, unmasked; `picks` names the patches each one's iBOT term scores."""
+        return {name: net(globals_, locals_, None, picks.get(name)) for name, net in self.nets.items()}
 
 
 def build_student(name: str, cfg: DistillConfig, teacher: Teacher, kind: str) -> nn.Module:
@@ -60,11 +59,9 @@ def build_student(name: str, cfg: DistillConfig, teacher: Teacher, kind: str) ->
     backbone = create_model(name, drop_path=cfg.model.drop_path)
     if kind == "features":
         return FeatureStudent(backbone, teacher.backbone.embed_dim)
-    ibot = cfg.loss.ibot if backbone.cfg.family == "vit" else 0.0  # ConvNeXt has no mask token: no iBOT
     heads = replace(cfg.heads, ibot_separate=teacher.ibot_head is not None)
     patch = teacher.ibot_head.shape if teacher.ibot_head is not None else None
-    return SSLModel(backbone, replace(cfg, heads=heads, loss=replace(cfg.loss, ibot=ibot)),
-                    teacher.dino_head.shape, patch)
+    return SSLModel(backbone, replace(cfg, heads=heads), teacher.dino_head.shape, patch)
 
 
 class DistillStep:
@@ -76,23 +73,33 @@ class DistillStep:
         names = list(cfg.distill.students)
         self.students = Students({n: build_student(n, cfg, teacher, kind) for n in names}).to(d.device)
         self.emas = {n: frozen_copy(self.students.nets[n]) for n in names}
-        self.ddp = distributed.wrap(self.students, d)
+        self.ddp = parallel.prepare(self.students, d, cfg.run, trained=True)
+        for ema in self.emas.values():
+            parallel.prepare(ema, d, cfg.run, trained=False)
         self.dino_loss, self.ibot_loss = DINOLoss(cfg.loss.student_temp), IBOTLoss(cfg.loss.student_temp)
         parts = ("cls", "patch", "koleo") if kind == "features" else ("dino", "ibot", "koleo")
         self.terms = [f"{n}.{p}" for n in names for p in parts if self._uses(n, p)]
 
     def _uses(self, name: str, part: str) -> bool:
         if part == "ibot":
-            return self.cfg.loss.ibot > 0 and self.students.nets[name].backbone.cfg.family == "vit"
+            return self.cfg.loss.ibot > 0
         return part != "koleo" or self.cfg.loss.koleo > 0
+
+    @property
+    def trained(self) -> nn.Module:
+        return self.students
+
+    def continued(self, loaded: set[str]) -> None:
+        """Nothing to derive: a continued distillation restores every student and EMA."""
 
     def modules(self) -> dict[str, nn.Module]:
         return ({f"student.{n}": m for n, m in self.students.nets.items()}
                 | {f"ema.{n}": m for n, m in self.emas.items()})
 
     def param_groups(self) -> list[dict]:
-        decay = self.cfg.optim.layer_decay
-        return [g for net in self.students.nets.values() for g in param_groups(net, "backbone.", net.backbone, decay)]
+        o = self.cfg.optim
+        return [g for net in self.students.nets.values()
+                for g in param_groups(net, "backbone.", net.backbone, o.layer_decay, o.patch_embed_lr)]
 
     def teacher_input(self, batch: dict, globals_: torch.Tensor) -> torch.Tensor:
         """The global crops the teacher sees: the same views at teacher_scale x the side (the loader's "global_hr")."""
@@ -100,18 +107,14 @@ class DistillStep:
             return globals_
         return crop_major(batch["global_hr"]).to(self.d.device)
 
-    def masks(self, step: int, n_images: int, globals_: torch.Tensor) -> dict[str, torch.Tensor]:
-        """iBOT masks per ViT student (its own grid), drawn for the global batch from (seed, step, student)."""
+    def picks(self, step: int, n_images: int, globals_: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The patches each student's iBOT term scores (its own grid), drawn as iBOT masks for the global batch from
+        (seed, step, student); the students see every patch (official: distilled students are not masked)."""
         out = {}
         for i, (name, net) in enumerate(self.students.nets.items()):
-            if self.kind == "features" or not self._uses(name, "ibot"):
-                continue
-            rng = np.random.default_rng([self.cfg.run.seed, step, 2 + i])
-            world = n_images * self.d.world
-            grid = net.backbone.grid(*globals_.shape[-2:])
-            m = masks_for_batch(2 * world, grid, self.cfg.loss.mask_prob, self.cfg.loss.mask_ratio, rng=rng)
-            m = m.reshape(2, world, -1)[:, self.d.rank * n_images:(self.d.rank + 1) * n_images]
-            out[name] = m.flatten(0, 1).to(self.d.device)
+            if self.kind == "heads" and self._uses(name, "ibot"):
+                grid = net.backbone.grid(*globals_.shape[-2:])
+                out[name] = iteration_masks(self.cfg, step, 2 + i, n_images, grid, self.d)
         return out
 
     def loss(self, batch: dict, step: int, sched) -> dict[str, torch.Tensor]:
@@ -119,16 +122,16 @@ class DistillStep:
         globals_ = crop_major(batch["global"]).to(self.d.device)
         use_locals = self.kind == "heads" and batch["local"].shape[1] > 0
         locals_ = crop_major(batch["local"]).to(self.d.device) if use_locals else None
-        masks = self.masks(step, n, globals_)
+        picks = self.picks(step, n, globals_)
         with torch.no_grad():
             t = self.teacher.backbone.forward_features(self.teacher_input(batch, globals_))
-        outs = self.ddp(globals_, locals_, masks)
+        outs = self.ddp(globals_, locals_, picks)
         terms, total, stds = {}, 0.0, []
         for name, s in outs.items():
             parts = (self.features(s, t) if self.kind == "features"
-                     else self.heads(s, t, masks.get(name), n, locals_, sched))
+                     else self.heads(s, t, picks.get(name), n, sched))
             if self.cfg.loss.koleo > 0:
-                parts["koleo"] = sum(koleo_loss(c) for c in s["cls"].chunk(2))
+                parts["koleo"] = sum(koleo_loss(c, self.cfg.loss.koleo_group) for c in s["cls"].chunk(2))
             weights = self.weights()
             total = total + sum(weights[p] * v for p, v in parts.items())
             terms.update({f"{name}.{p}": v for p, v in parts.items()})
@@ -144,20 +147,19 @@ class DistillStep:
         dc = self.cfg.distill
         return feature_loss(s["cls_p"], s["patches_p"], t["cls"], t["patch_tokens"], dc.cosine, dc.smooth_l1)
 
-    def heads(self, s: dict, t: dict, masks, n: int, locals_, sched) -> dict[str, torch.Tensor]:
-        """DINO on every student crop against the teacher's two globals (same view included: the teacher is fixed),
-        iBOT on the masked patches against the teacher's patch scores on the student's grid."""
+    def heads(self, s: dict, t: dict, picked, n: int, sched) -> dict[str, torch.Tensor]:
+        """DINO on every student crop against the teacher's two globals (the same-view pairs of the global crops
+        left out, as the official distillation does), iBOT on the picked patches against the teacher's patch
+        scores on the student's grid."""
         temp, iters = sched.teacher_temp, self.cfg.loss.sinkhorn_iterations
         with torch.no_grad():
             t_probs = sinkhorn_knopp(self.teacher.dino_head(t["cls"]), temp, iters)
-        logits = list(s["global_logits"].chunk(2))
-        logits += list(s["local_logits"].chunk(locals_.shape[0] // n)) if locals_ is not None else []
-        out = {"dino": self.dino_loss(logits, t_probs.chunk(2), ignore_diagonal=False)}
-        if masks is not None:
+        out = {"dino": dino_terms(self.dino_loss, s, t_probs, n, sched.local_weight)}
+        if picked is not None:
             with torch.no_grad():
                 grid = align_grid(t["patch_tokens"], tuple(s["patches"].shape[1:3])).flatten(1, 2)
-                t_patch = sinkhorn_knopp(self.teacher.patch_head()(grid[masks]), temp, iters)
-            out["ibot"] = self.ibot_loss(s["masked_logits"], t_patch, masks)
+                t_patch = sinkhorn_knopp(self.teacher.patch_head()(grid[picked]), temp, iters)
+            out["ibot"] = self.ibot_loss(s["masked_logits"], t_patch, picked)
         return out
 
     @torch.no_grad()
@@ -169,18 +171,17 @@ class DistillStep:
         p = logits.softmax(-1)
         return {"teacher_entropy": -(p * logits.log_softmax(-1)).sum(-1).mean() / np.log(p.shape[-1])}
 
-    def after_backward(self, step: int) -> None:
-        """Head targets: the students' prototypes stay frozen for heads.freeze_prototypes of the run, as in SSL."""
-        if self.kind != "heads" or step >= fraction(self.cfg.heads.freeze_prototypes, self.cfg.run.total_steps):
-            return
-        for net in self.students.nets.values():
-            for head in (net.dino_head, net.ibot_head):
-                if head is not None:
-                    head.last_layer.weight.grad = None
-
     def update(self, step: int, sched) -> None:
         for name, ema in self.emas.items():
             ema_update(ema, self.students.nets[name], sched.momentum)
 
     def export(self, out: Path) -> list[Path]:
-        return [export_backbone(ema.backbone, Path(out) / f"{name}.pth") for name, ema in self.emas.items()]
+        """<student>.pth: each student's EMA backbone (every process gathers its shards; the main one writes)."""
+        paths = []
+        for name, ema in self.emas.items():
+            state = parallel.full_state(ema.backbone)
+            if self.d.main:
+                net = create_model(name)
+                net.load_state_dict(state)
+                paths.append(export_backbone(net, Path(out) / f"{name}.pth"))
+        return paths

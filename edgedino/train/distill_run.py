@@ -38,8 +38,8 @@ def make_distill_transform(cfg: DistillConfig, kind: str, teacher_side: int):
     from edgedino.train.augment import MultiCrop
 
     crops = make_transform(cfg).cfg
-    hr = teacher_side if teacher_side != crops.global_size else 0
-    return MultiCrop(replace(crops, global_hr_size=hr, n_local=crops.n_local if kind == "heads" else 0))
+    scale = cfg.distill.teacher_scale if teacher_side != crops.global_size else 0.0
+    return MultiCrop(replace(crops, hr_scale=scale, n_local=crops.n_local if kind == "heads" else 0))
 
 
 def check_students(cfg: DistillConfig, step) -> None:
@@ -49,6 +49,20 @@ def check_students(cfg: DistillConfig, step) -> None:
         net.backbone.grid(g, g)  # an InputSizeError naming the stride when the crop does not fit
         if cfg.crops.get("n_local", 8) and step.kind == "heads":
             net.backbone.grid(cfg.crops.get("local_size", 96), cfg.crops.get("local_size", 96))
+
+
+def place_teacher(teacher, cfg: DistillConfig, d) -> None:
+    """The frozen teacher takes no gradients; it is sharded over the processes under FSDP (bf16 parameters on
+    CUDA), else held in bf16 when the run computes in bf16, so a ViT-L/H+ teacher fits beside a small student."""
+    import torch
+
+    from edgedino.train import parallel
+    from edgedino.train.loop import uses_bf16
+
+    if cfg.run.parallel == "fsdp" and d.active:
+        parallel.prepare(teacher, d, cfg.run, trained=False)
+    elif uses_bf16(cfg.run.amp, d.device):
+        teacher.to(torch.bfloat16)
 
 
 def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
@@ -66,6 +80,7 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
             check_resume(cfg, out, config_from_dict)
         dc = cfg.distill
         teacher, kind = load_teacher(dc.teacher_weights, dc.teacher, dc.targets, d.device, cfg.run.seed)
+        place_teacher(teacher, cfg, d)
         side = teacher_size(cfg, teacher.backbone.stride)
         step = DistillStep(cfg, teacher, kind, d)
         check_students(cfg, step)

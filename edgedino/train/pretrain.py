@@ -35,6 +35,24 @@ def check_config(cfg: TrainConfig, world: int) -> None:
         raise ConfigError("run.total_steps and run.checkpoint_every must be at least 1")
     if cfg.loss.ibot > 0 and get_family(cfg) == "convnext":
         raise ConfigError("iBOT needs a mask token, which ConvNeXt has not: set loss.ibot=0")
+    check_recipe(cfg)
+
+
+def check_recipe(cfg: TrainConfig) -> None:
+    """Choices among named options, and settings that exclude each other."""
+    from edgedino.train.parallel import PARALLEL
+    from edgedino.train.schedules import SCALING_RULES
+
+    if cfg.run.parallel not in PARALLEL:
+        raise ConfigError(f"run.parallel={cfg.run.parallel!r}: use {' or '.join(PARALLEL)}")
+    if cfg.optim.scaling_rule not in SCALING_RULES:
+        raise ConfigError(f"optim.scaling_rule={cfg.optim.scaling_rule!r}: use {', '.join(SCALING_RULES)}")
+    if cfg.init and cfg.continue_from:
+        raise ConfigError("init= starts a new run from weights, continue_from= continues a run: give one of them")
+    for row in cfg.crops.get("resolutions", ()):
+        if not (isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)
+                and row[2] >= 0):
+            raise ConfigError(f"crops.resolutions: each row is [global, local, weight], got {row!r}")
 
 
 def check_sources(cfg: TrainConfig) -> None:
@@ -51,9 +69,16 @@ def get_family(cfg: TrainConfig) -> str:
     return get_config(cfg.model.name).family
 
 
+def saved_config(out: Path) -> dict:
+    """The config a run folder's checkpoint (checkpoint.pth or the sharded one) was written with."""
+    from edgedino.train import sharded
+
+    return (sharded.read_info(out) if sharded.folder(out) else checkpoint.load_checkpoint(out))["config"]
+
+
 def check_resume(cfg: TrainConfig, out: Path, from_dict=config_from_dict) -> None:
     """A resumed run must be the same run: its checkpoint's config has to match this one."""
-    a = flat(config_dict(from_dict(checkpoint.load_checkpoint(out)["config"])))
+    a = flat(config_dict(from_dict(saved_config(out))))
     b = flat(config_dict(cfg))
     diff = [f"{k}={b.get(k)!r} (was {a.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if diff:
@@ -70,16 +95,18 @@ def flat(d: dict, prefix: str = "") -> dict:
 
 
 def make_transform(cfg: TrainConfig):
-    """Multi-crop for the config; the Gram teacher's 2x global crops when gram.high_res is on."""
+    """Multi-crop for the config; with Gram anchoring at gram.teacher_scale != 1, the Gram teacher's larger global
+    crops too (undistorted when gram.no_distortions)."""
     from edgedino.train.augment import MultiCrop, MultiCropConfig
 
     try:
         crops = MultiCropConfig(**cfg.crops)
     except TypeError as e:
         raise ConfigError(f"crops: {e}") from None
-    crops = replace(crops, **{k: tuple(v) for k, v in cfg.crops.items() if isinstance(v, list)})
-    if cfg.gram.high_res and cfg.gram.weight > 0 and not crops.global_hr_size:
-        crops = replace(crops, global_hr_size=2 * crops.global_size)
+    crops = replace(crops, **{k: tuple(tuple(r) if isinstance(r, list) else r for r in v)
+                              for k, v in cfg.crops.items() if isinstance(v, list)})
+    if cfg.gram.weight > 0 and cfg.gram.teacher_scale != 1:
+        crops = replace(crops, hr_scale=cfg.gram.teacher_scale, hr_undistorted=cfg.gram.no_distortions)
     return MultiCrop(crops)
 
 
@@ -95,7 +122,8 @@ def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | 
                                 world=d.world, start_step=start))
 
     return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                 max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
+                 max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps),
+                 continue_from=cfg.continue_from)
 
 
 def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
@@ -110,9 +138,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
         if resume:
             check_resume(cfg, out)
         out.mkdir(parents=True, exist_ok=True)
-        step = SSLStep(cfg, d)
-        if cfg.init and not resume:
-            step.init_from(cfg.init)
+        step = SSLStep(cfg, d, init=None if resume else cfg.init)
         if d.main:
             print(f"pretraining {step.student.backbone.cfg.describe()} on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es)), "
