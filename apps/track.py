@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 WINDOW = "edgedino track"
 EXAMPLES = """examples:
+  edgedino export --target openvino --precision int8 --out exports/   # no --weights: the demo model, not DINOv3
+  python apps/track.py --model exports/demo-vit8_224_int8.xml --source 0
   python apps/track.py --model exports/vits16_int8.xml --source 0
       camera 0; drag a box around the object, Enter to start (several boxes: Enter after each, Esc to finish)
   python apps/track.py --model vits16_int8.tflite --source clip.mp4 --init points

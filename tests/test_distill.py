@@ -210,9 +210,10 @@ def test_resume_continues_exactly(run4, data, teacher_file, tmp_path):
 
 
 def test_two_processes_equal_one_with_twice_the_batch(data, teacher_file, tmp_path):
-    """ConvNeXt student: no RoPE jitter, no drop path, so nothing random differs between the runs."""
+    """ConvNeXt student: no RoPE jitter, no drop path, so nothing random differs between the runs; KoLeo searches
+    each process's images (official), so the single process searches the same halves."""
     args = ["distill", "--preset", "tiny-cpu", "--teacher-weights", str(teacher_file), "--student", "convnext_test",
-            "--data", data, "--max-steps", "2", *FAST]
+            "--data", data, "--max-steps", "2", *FAST, "loss.koleo_group=2"]  # KoLeo per process: groups of 2
     one = edgedino(*args, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",

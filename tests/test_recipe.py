@@ -231,3 +231,26 @@ def test_rope_rescale_is_drawn_for_every_block():
     calls.clear()
     net.eval().forward_features(torch.zeros(1, 3, 32, 32))
     assert all(c is None for c in calls)  # inference: no jitter (one cached table)
+
+
+def test_high_res_steps_take_every_resolution_pair():
+    """The SSL step on batches of two (global, local) pairs, a local side that is not a multiple of the stride
+    (cut as the official patch embedding cuts it: 40 px -> 32), the Gram teacher at 1.5x, undistorted."""
+    from edgedino.runtime.frames import sample_images
+    from edgedino.runtime.preprocess import read_image
+    from edgedino.train.pretrain import make_transform
+
+    step = _tiny_step("crops.resolutions=[[64, 40, 1], [96, 32, 1]]", "gram.teacher_scale=1.5", "gram.start=0",
+                      "gram.warmup=0", "run.batch=4")
+    crops = make_transform(step.cfg)
+    photos = [read_image(p) for p in sample_images()[:4]]
+    seen = set()
+    for batch_index in range(6):
+        t = crops.at_batch(0, batch_index)
+        items = [t(p, np.random.default_rng(i)) for i, p in enumerate(photos)]
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        assert batch["global_hr"].shape[-1] == batch["global"].shape[-1] * 3 // 2
+        terms = step.loss(batch, batch_index, schedules.at(step.cfg, batch_index))
+        assert all(torch.isfinite(v) for v in terms.values())
+        seen.add(tuple(batch["global"].shape[-1:] + batch["local"].shape[-1:]))
+    assert seen == {(64, 40), (96, 32)}

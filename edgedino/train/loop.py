@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgedino.errors import CheckpointError
 from edgedino.train import checkpoint, distributed, sharded
 from edgedino.train.config import RunSection
 from edgedino.train.metrics import CollapseMonitor, MetricsLog, Progress
@@ -74,6 +75,9 @@ def restore(path: str | Path, step_fn: Step, opt: torch.optim.Optimizer, optiona
     in `optional` may be missing from it. Returns (steps done, the modules loaded)."""
     if sharded.folder(path) is not None:
         return sharded.load(path, step_fn.modules(), opt, optional)
+    if any(hasattr(p, "full_tensor") for p in step_fn.trained.parameters()):
+        raise CheckpointError(f"{path} is a whole-model checkpoint (a run.parallel=ddp run): a run.parallel=fsdp "
+                              "run continues only from a sharded one (checkpoint.dcp); continue it with ddp")
     state = checkpoint.load_checkpoint(path)
     mods = {k: m for k, m in step_fn.modules().items() if k in state["modules"] or k not in optional}
     return checkpoint.restore(state, mods, opt), set(mods)

@@ -49,10 +49,15 @@ def check_recipe(cfg: TrainConfig) -> None:
         raise ConfigError(f"optim.scaling_rule={cfg.optim.scaling_rule!r}: use {', '.join(SCALING_RULES)}")
     if cfg.init and cfg.continue_from:
         raise ConfigError("init= starts a new run from weights, continue_from= continues a run: give one of them")
+    stride = get_stride(cfg)
     for row in cfg.crops.get("resolutions", ()):
         if not (isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)
                 and row[2] >= 0):
             raise ConfigError(f"crops.resolutions: each row is [global, local, weight], got {row!r}")
+        sides = [row[0], round(row[0] * cfg.gram.teacher_scale)]
+        if any(int(v) != v or v % stride for v in sides) or row[1] < stride:
+            raise ConfigError(f"crops.resolutions row {row!r}: global and Gram teacher sides must be multiples of "
+                              f"the model's stride {stride}, the local side at least that")
 
 
 def check_sources(cfg: TrainConfig) -> None:
@@ -67,6 +72,12 @@ def get_family(cfg: TrainConfig) -> str:
     from edgedino.models import get_config
 
     return get_config(cfg.model.name).family
+
+
+def get_stride(cfg: TrainConfig) -> int:
+    from edgedino.models import get_config
+
+    return replace(get_config(cfg.model.name), **cfg.model.arch).stride
 
 
 def saved_config(out: Path) -> dict:

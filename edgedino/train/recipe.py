@@ -116,6 +116,17 @@ FOOTER = """
   times (official `max_updates`), the first Gram teacher being the teacher the stage continues from.
 - Distillation: students are not masked; the DINO loss leaves out the same-view global pairs; ConvNeXt students get
   the iBOT patch loss too (no mask token is needed for an unmasked student).
+
+## Training past one GPU's memory
+
+`run.parallel=fsdp` (through `torchrun`) shards every model with FSDP2 (`torch.distributed.fsdp.fully_shard`):
+each block, each backbone, each head, all resharded after forward as the official code does; bf16 parameters with
+fp32 gradient reductions on CUDA. The EMA teacher, the Gram teacher and a distillation teacher are sharded too and
+take no gradients (under DDP a distillation teacher is held in bf16 when the run computes in bf16).
+`run.activation_checkpointing=true` recomputes each block in the backward pass. Checkpoints are then sharded
+(`checkpoint.dcp/`, torch.distributed.checkpoint, the official layout) and resume exactly; `edgedino.load_backbone`
+reads their teacher. DDP (`run.parallel=ddp`, the default) stays for models that fit. A GPU check of both, with
+images/s and peak memory (ViT-S/16 pretraining, ViT-S from ViT-L and ViT-H+ teachers): `benchmarks/fsdp_gpu_check.sh`.
 """
 
 

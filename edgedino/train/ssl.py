@@ -57,11 +57,20 @@ class SSLModel(nn.Module):
         g = self.backbone.forward_features(globals_, masks=masks)
         out = {"cls": g["cls"], "patches": g["patch_tokens"], "global_logits": self.dino_head(g["cls"])}
         if locals_ is not None:
-            out["local_logits"] = self.dino_head(self.backbone.forward_features(locals_, local=True)["cls"])
+            out["local_logits"] = self.dino_head(self.backbone.forward_features(fit_stride(locals_, self.backbone),
+                                                                                local=True)["cls"])
         chosen = masks if masks is not None else picked
         if chosen is not None:
             out["masked_logits"] = self.patch_head()(g["patch_tokens"].flatten(1, 2)[chosen])
         return out
+
+
+def fit_stride(x: torch.Tensor, backbone: Backbone) -> torch.Tensor:
+    """Crops whose side is not a multiple of the stride lose their last rows and columns, as the official patch
+    embedding (a stride-16 convolution) drops them: the high-res stage's 168 px local crops give 10 x 10 patches."""
+    s = backbone.stride
+    h, w = x.shape[-2:]
+    return x[..., :h - h % s, :w - w % s] if h % s or w % s else x
 
 
 def crop_major(x: torch.Tensor) -> torch.Tensor:
