@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from edgedino.argtypes import at_least
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.app import add_run_args, app_parser, run_main
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = app_parser("apps/classify.py", __doc__.split("\n\n")[0], EXAMPLES, "an artifact exported with a classify "
                    "head (.onnx, .xml, .tflite, .mlpackage on macOS)")
-    p.add_argument("--top", type=int, default=3, help="labels shown per frame (default 3)")
+    p.add_argument("--top", type=at_least(1), default=3, help="labels shown per frame (default 3)")
     add_run_args(p, "write the annotated video (mp4v)", "write one line per frame: frame, t, labels [[name, p], ...]")
     return p
 

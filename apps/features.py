@@ -64,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgedino.argtypes import at_least
     from edgedino.runtime.app import add_run_args, app_parser
 
     p = app_parser("apps/features.py", __doc__.strip(), EXAMPLES, "an exported artifact (.onnx, .xml, .tflite, "
                    ".mlpackage on macOS), or a .pth checkpoint when PyTorch is installed")
-    p.add_argument("--short-side", type=int, help="frame short side fed to the backbone; default: the artifact's "
-                   "export size (fixed-size artifacts), else 224")
+    p.add_argument("--short-side", type=at_least(1), help="frame short side fed to the backbone; default: the "
+                   "artifact's export size (fixed-size artifacts), else 224")
     add_run_args(p, "write the side-by-side video (mp4v)")
     return p
 

@@ -60,14 +60,21 @@ def parse_boxes(texts: list[str], frame_hw: tuple[int, int]) -> dict[int, tuple[
 
 
 def read_mask(path: str, frame_hw: tuple[int, int]) -> np.ndarray:
-    """An id mask from a palette PNG (DAVIS) or a grey PNG whose values are ids, at the frame's size."""
+    """An id mask from a palette PNG (DAVIS) or a grey PNG whose values are ids, at the frame's size: one of another
+    size but the frame's shape is scaled to it (with a note), one of another shape is refused."""
     import cv2
 
     from edgedino.track.palette import read_indexed_png
 
     mask = read_indexed_png(path)
-    if mask.shape != tuple(frame_hw):
-        mask = cv2.resize(mask, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_NEAREST)
+    (mh, mw), (fh, fw) = mask.shape[:2], frame_hw
+    if (mh, mw) != (fh, fw):
+        sizes = f"{path} is {mw}x{mh}, the frames are {fw}x{fh}"
+        if abs(mh * fw / mw - fh) > 1:
+            raise EdgeDinoError(f"{sizes}: a mask of another shape cannot mark the same objects; give one of the "
+                                "frame's size")
+        print(f"note: {sizes}: the mask is scaled to the frame (nearest neighbour)", file=sys.stderr)
+        mask = cv2.resize(mask, (fw, fh), interpolation=cv2.INTER_NEAREST)
     if not mask.any():
         raise EdgeDinoError(f"{path}: the mask has no object (every pixel is 0)")
     return mask
@@ -162,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     stats, paused, count, t_read, write = RunStats(), False, 1, None, True
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, args.json, source.fps)
+        outputs = Outputs(stack, args.save, args.json, source.fps, (args.source, args.model, args.mask))
         try:
             while True:
                 t0 = time.perf_counter()
@@ -202,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgedino.argtypes import at_least
     from edgedino.runtime.app import add_run_args, app_parser
 
     p = app_parser("apps/track.py", __doc__.split("\n\n")[0], EXAMPLES, "an exported artifact (.onnx, .xml, .tflite, "
@@ -214,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "when neither --box nor --mask is given: drag boxes, or click points (default: box)")
     p.add_argument("--no-refine", action="store_true", help="use boxes as they are instead of keeping the pixels "
                    "whose features look like the box's inside")
-    p.add_argument("--short-side", type=int, help="frame short side fed to the backbone; default: the artifact's "
-                   "export size (fixed-size artifacts), else 224: there ViT-S/16 int8 (OpenVINO, 2 threads) takes "
-                   "11 ms a frame on a 2-core Xeon, 60 ms at 448 (benchmarks/results/intel-xeon-2c)")
+    p.add_argument("--short-side", type=at_least(1), help="frame short side fed to the backbone; default: the "
+                   "artifact's export size (fixed-size artifacts), else 224: there ViT-S/16 int8 (OpenVINO, 2 "
+                   "threads) takes 11 ms a frame on a 2-core Xeon, 60 ms at 448 (benchmarks/results/intel-xeon-2c)")
     add_run_args(p, "write the annotated video (mp4v)", "write one line per frame: frame, t, objects "
                  "[{id, box [x,y,w,h], area, confidence, lost}]", "no window (devices without a screen); needs --box "
                  "or --mask")

@@ -199,13 +199,18 @@ def official_state_dict(model: Backbone) -> dict[str, Tensor]:
     return add_aliases(dict(model.state_dict()), model.cfg.family)
 
 
+def _hf_folder(path: Path) -> bool:
+    """An HF folder as save_backbone writes it (config.json and model.safetensors, nothing else): replaceable."""
+    return {p.name for p in path.iterdir()} == {"config.json", "model.safetensors"}
+
+
 def save_backbone(model: Backbone, path: str | Path, layout: str = "edgedino") -> Path:
     """Write the weights as an official .pth, an HF folder (config.json + model.safetensors) or an edgedino file."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
-    with atomic_path(path, is_dir=layout == "hf") as tmp:
+    with atomic_path(path, is_dir=layout == "hf", ours=_hf_folder) as tmp:
         if layout == "official":
             torch.save({k: v.detach().cpu().contiguous() for k, v in official_state_dict(model).items()}, tmp)
         elif layout == "edgedino":

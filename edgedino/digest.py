@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,9 +22,20 @@ HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 HF_INDEX = "model.safetensors.index.json"  # sharded Hugging Face weights: the index names the shard files
 
 
+def regular_file(path: str | Path) -> Path:
+    """`path` if it is a regular file; a device (/dev/zero), a FIFO or a socket would hang or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path} is not a regular file")
+    return Path(path)
+
+
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, computed once per (path, size, mtime) in a process."""
-    p = Path(path).resolve()
+    """Hex SHA-256 of a regular file, computed once per (path, size, mtime) in a process."""
+    p = regular_file(Path(path).resolve())
     st = p.stat()
     return _sha256(str(p), st.st_size, st.st_mtime_ns)
 

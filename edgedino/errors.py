@@ -4,6 +4,28 @@
 class EdgeDinoError(Exception):
     """A problem with what the user gave us (a file, a flag, a size), not a bug."""
 
+    exit_code = 2  # what the command line exits with: 2 for bad input
+
+
+class RunError(EdgeDinoError):
+    """A run that started and could not go on (its loss diverged, the disk filled up): exit status 1."""
+
+    exit_code = 1
+
+
+def reraise_interrupt(e: BaseException) -> None:
+    """Raise KeyboardInterrupt if `e` is Ctrl-C wrapped in a library's own error (torch.onnx's TorchExportError
+    wraps it), so that a broad `except Exception` never swallows Ctrl-C."""
+    todo, seen = [e], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+
 
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from edgedino.digest import hf_weight_files
-from edgedino.errors import CheckpointError
+from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models.config import ConvNeXtConfig, ModelConfig, ViTConfig
 from edgedino.readers import read_safetensors, torch_load
 
@@ -79,7 +79,7 @@ def read(path: Path) -> tuple[dict[str, Tensor], ModelConfig | None]:
     if (folder / "config.json").exists():
         try:
             cfg = config_from_hf(json.loads((folder / "config.json").read_text()))
-        except (json.JSONDecodeError, KeyError) as e:
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
             raise CheckpointError(f"{folder / 'config.json'} is not a usable transformers config: {e}") from None
     sd: dict[str, Tensor] = {}
     for file in files:
@@ -167,7 +167,9 @@ def hf_config(cfg: ModelConfig) -> dict:
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
-    """An edgedino config from a transformers config.json dict."""
+    """An edgedino config from a transformers config.json dict (its values are checked by the config class)."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"config.json holds {type(hf).__name__}, not a JSON object of settings")
     kind = hf.get("model_type", "")
     if kind == "dinov3_convnext":
         return ConvNeXtConfig(
@@ -186,5 +188,5 @@ def config_from_hf(hf: dict) -> ModelConfig:
             n_registers=hf.get("num_register_tokens", 0), rope_base=hf.get("rope_theta", 100.0),
             rope_rescale=hf.get("pos_embed_rescale", 2.0), layer_norm_eps=hf.get("layer_norm_eps", 1e-5),
             qkv_bias=hf.get("query_bias", True), mask_k_bias=hf.get("query_bias", True),
-        )
+        ).checked()
     raise CheckpointError(f"config.json has model_type {kind!r}; expected dinov3_vit or dinov3_convnext")

@@ -31,18 +31,16 @@ def image_batch():
     return batch
 
 
-@pytest.fixture(scope="session")
-def perturb():
-    """A function that makes every part of a model matter: LayerScale in [0.3, 1.0], random biases and norms.
+def perturb_model(model, seed: int):
+    """Make every part of a model matter: LayerScale in [0.3, 1.0], random biases and norms.
 
     Default init has LayerScale 1e-5 (ViT) or 1e-6 (ConvNeXt), which mutes every block: a comparison on such
     weights would hide attention, RoPE and quantization errors inside the blocks.
     """
     import torch
 
-    @torch.no_grad()
-    def apply(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-        g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith(("lambda1", "gamma")):
                 p.copy_(0.3 + 0.7 * torch.rand(p.shape, generator=g))
@@ -50,9 +48,14 @@ def perturb():
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
             elif name.endswith("bias") or "token" in name:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        return model
+    return model
 
-    return apply
+
+
+@pytest.fixture(scope="session")
+def perturb():
+    """perturb_model, as a fixture: `perturb(model, seed)`."""
+    return perturb_model
 
 
 @pytest.fixture(scope="session")

@@ -130,3 +130,29 @@ def test_dense_quality_is_perfect_for_exact_features_and_low_for_noise():
     warped = base[src_y, src_x].reshape(gh, gw, 32)
     assert dense.correspondence_accuracy(base, warped, H, stride) > 80
     assert dense.correspondence_accuracy(base, rng.normal(size=(gh, gw, 32)), H, stride) < 20
+
+
+@pytest.mark.parametrize("shift,expected", [(1, 100 * 11 / 12), (2, 0.0)])
+def test_dense_quality_counts_matches_one_patch_off_but_not_two(shift, expected):
+    """The tolerance at its boundary: under the identity, features shifted by one patch still count as correct
+    matches (all but the column that shifts out), shifted by two they do not."""
+    rng = np.random.default_rng(1)
+    gh, gw, stride = 12, 12, 16
+    fa = rng.normal(size=(gh, gw, 64))
+    fb = np.concatenate([rng.normal(size=(gh, shift, 64)), fa[:, :gw - shift]], axis=1)  # fb[y, x] = fa[y, x - s]
+    assert dense.correspondence_accuracy(fa, fb, np.eye(3), stride) == pytest.approx(expected)
+
+
+def test_non_finite_outputs_fail_the_row_and_are_named(tmp_path):
+    """A backend whose outputs hold NaN is not 'measured' with a NaN parity: its row fails, naming the output."""
+    from edgedino.bench.runner import Inputs, Row, fill
+
+    reference = np.ones((2, 2, 2, 8), np.float32)
+    patches = np.ones((2, 2, 2, 8), np.float32)
+    patches[1, 0, 0, 3] = np.nan
+    np.savez(tmp_path / "f.npz", cls=np.ones((2, 8), np.float32), patch_tokens=patches)
+    row = Row("vit_test", "onnx", "fp16", "32x32", 1, 1, "measured")
+    inputs = Inputs(tmp_path, reference, [], 16, 10**6)
+    fill(row, {"latency_ms": [2.0, 3.0], "rss_mb": 50.0}, tmp_path / "f.npz", inputs, {1: {"fp32": 10.0, "int8": 20.0}})
+    assert row.status == "verify-failed" and "patch_tokens has non-finite values" in row.reason
+    assert row.parity_cos is None and row.latency_ms["median"] == 2.5

@@ -171,3 +171,18 @@ def test_untied_norms_of_larger_official_models_load(tmp_path):
     model = create_model(cfg).reset_parameters(seed=5)
     loaded = load_backbone(save_backbone(model, tmp_path / "u.pth", "official"))
     assert loaded.cfg.untie_cls_norm and loaded.cfg.local_cls_norm and same_tensors(model, loaded)
+
+
+def test_config_json_claiming_a_huge_model_fails_before_allocating(tmp_path):
+    """A small folder whose config.json says 48 blocks of width 8192 (about 40 GB of fp32) is refused on the
+    shapes, checked on a meta-device model, before any memory is spent."""
+    import resource
+
+    folder = save_backbone(create_model("vit_test"), tmp_path / "hf", "hf")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "hidden_size": 8192, "num_hidden_layers": 48,
+                                                    "num_attention_heads": 64, "intermediate_size": 32768}))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_backbone(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # KiB: under 1 GB more

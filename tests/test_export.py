@@ -80,6 +80,7 @@ def test_artifacts_carry_metadata_and_named_outputs(exported):
             outs = runtime.run(x)
             assert {k: list(v.shape) for k, v in outs.items()} == meta["outputs"]
         assert meta["model"] == result.model and meta["precision"] == a.precision and meta["target"] == a.target
+        assert get_target(a.target).stored_precision(Path(a.path)) == a.precision, "what verify holds it to"
         assert meta["input"]["shape"] == [1, 3, 224, 224] and meta["converter"]
         assert meta["weights"].startswith(f"dinov3_{result.model}_pretrain_test-")
         assert meta["weights_sha256"].startswith(meta["weights"][-12:-4])

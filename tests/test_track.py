@@ -95,6 +95,27 @@ def test_propagation_respects_the_neighbourhood_and_temperature():
     assert sharp[0, 1] > 0.99 and 0.15 < blunt[0, 1] < 0.3
 
 
+@pytest.mark.parametrize("radius", [1, 3])
+def test_a_look_alike_votes_at_exactly_the_radius_and_not_one_patch_further(radius):
+    """Query patch 0 looks exactly like one key patch and the rest are unlike it: at `radius` patches (either axis,
+    or both: the window is a square) its label wins; at radius + 1 it cannot vote and the background wins."""
+    rng = np.random.default_rng(2)
+    grid = (radius + 3, radius + 3)
+    n = grid[0] * grid[1]
+    for dy, dx in ((0, radius), (radius, 0), (radius, radius), (0, radius + 1), (radius + 1, radius)):
+        keys = _unit(rng.normal(size=(n, 16)))
+        twin = dy * grid[1] + dx
+        query = keys.copy()
+        query[0] = keys[twin]
+        labels = np.zeros((n, 2), np.float32)
+        labels[:, 0], labels[twin] = 1, (0, 1)
+        penalty = neighbourhood_penalty(grid, radius)
+        assert penalty is not None
+        probs = propagate(query, keys[None], labels[None], penalty, topk=1, temperature=0.2)
+        inside = max(dy, dx) <= radius
+        assert probs[0, 1] == (1.0 if inside else 0.0), (dy, dx, radius)
+
+
 def test_static_sequence_keeps_the_masks(runtime):
     frames, masks = make_sequence(SynthConfig(frames=1, objects=2, seed=2))
     tracker = Tracker(runtime, short_side=SHORT_SIDE)

@@ -101,15 +101,22 @@ def fill(row: Row, result: dict, features: Path, inputs: Inputs, peaks: dict) ->
     row.latency_ms = {"median": float(np.median(lat)), "p90": float(np.percentile(lat, 90)), "min": float(lat.min())}
     row.fps = row.batch * 1000 / row.latency_ms["median"]
     row.rss_mb = result["rss_mb"]
-    patches = np.load(features)["patch_tokens"]
+    row.gmacs_per_s = inputs.macs * row.batch / (row.latency_ms["median"] / 1000) / 1e9
+    row.peak_share = row.gmacs_per_s / peaks[row.threads]["int8" if row.precision == "int8" else "fp32"]
+    outputs = np.load(features)
+    broken = [name for name in outputs.files if not np.isfinite(outputs[name]).all()]
+    if broken or not np.isfinite(inputs.reference).all():
+        # Fail closed: a NaN cosine compares False with every bound and would read as a number in the table.
+        row.status = "verify-failed"
+        row.reason = (f"{', '.join(broken)} has non-finite values (NaN or inf) in the {row.target} {row.precision} "
+                      "outputs" if broken else "PyTorch's own patch_tokens are not finite")
+        return
+    patches = outputs["patch_tokens"]
     n = len(inputs.reference)
     row.parity_cos = float(cosines(patches[:n], inputs.reference).mean())
     scores = [dense.correspondence_accuracy(patches[n + 2 * i], patches[n + 2 * i + 1], H, inputs.stride)
               for i, H in enumerate(inputs.homographies)]
     row.dense_quality = float(np.mean(scores))
-    row.gmacs_per_s = inputs.macs * row.batch / (row.latency_ms["median"] / 1000) / 1e9
-    peak = peaks[row.threads]["int8" if row.precision == "int8" else "fp32"]
-    row.peak_share = row.gmacs_per_s / peak
 
 
 def run_suite(suite: Suite, log=print) -> dict:
@@ -162,7 +169,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
         fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)
     except EdgeDinoError as e:
         row.status, row.reason = "failed", str(e)
-    if row.latency_ms:
+    if row.latency_ms and row.parity_cos is not None:
         log(f"  {row.latency_ms['median']:.1f} ms median, parity {row.parity_cos:.4f}, dense {row.dense_quality:.1f}%")
     else:
         log(f"  {row.status}: {row.reason}")

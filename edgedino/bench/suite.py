@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
-from edgedino.errors import EdgeDinoError
+from edgedino.settings_file import check_settings, read_settings
 
 BASELINES = ("torch", "torch.compile")
 
@@ -36,21 +34,30 @@ class Suite:
         return out + [(t, p) for t in self.targets if t not in BASELINES for p in self.precisions]
 
 
+# Each setting's kind (edgedino.settings_file.KINDS), checked in a suite file and again after the flags.
+KINDS = {"description": "text", "models": "texts", "weights": "text or null", "targets": "texts",
+         "precisions": "texts", "imgsz": "sizes", "threads": "counts", "batch": "counts",
+         "warmup": "whole number >= 0", "iters": "count", "seconds": "number >= 0 or null", "calib": "text or null",
+         "calib_size": "count", "timeout_s": "number >= 0"}
+
+
 def load_suite(path: str | Path) -> Suite:
-    """A suite from YAML; an unknown key is an error that names it."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeDinoError(f"suite not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise EdgeDinoError(f"suite {path} must be a mapping of settings")
-    known = {f.name for f in fields(Suite)} | {"description"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise EdgeDinoError(f"suite {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    """A suite from YAML; an unknown key or a value of the wrong kind is an error that names it."""
+    data = read_settings(path, "suite")
+    check_settings(data, KINDS, f"suite {path}")
     data.pop("description", None)
     for key in ("models", "targets", "precisions", "imgsz", "threads", "batch"):
         if key in data and not isinstance(data[key], list):
             data[key] = [data[key]]
     data["imgsz"] = [str(s) for s in data.get("imgsz", ["224"])]
     return Suite(**data)
+
+
+def check_suite(suite: Suite) -> Suite:
+    """The suite as the flags left it, every setting of its kind, and every size within the input limit."""
+    from edgedino.runtime.preprocess import check_pixels, parse_imgsz
+
+    check_settings(asdict(suite), KINDS, "benchmark settings")
+    for size in suite.imgsz:
+        check_pixels(parse_imgsz(size))
+    return suite

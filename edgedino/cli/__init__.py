@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except EdgeDinoError as e:
         print(f"edgedino {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"edgedino {args.command}: interrupted", file=sys.stderr)
         return 130

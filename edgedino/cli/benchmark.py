@@ -9,7 +9,12 @@ from edgedino.cli.common import add_command
 
 
 def _list(text: str | None, cast=str):
-    return None if text is None else [cast(v.strip()) for v in text.split(",") if v.strip()]
+    from edgedino.errors import EdgeDinoError
+
+    try:
+        return None if text is None else [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgeDinoError(f"{text!r}: give comma-separated whole numbers, e.g. 1,2") from None
 
 
 def register(sub) -> None:
@@ -58,20 +63,25 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from edgedino.atomic import check_output
+
+    for path in (args.json, args.md, args.plot):
+        if path:
+            check_output(path, inputs=[args.suite, args.weights, args.calib])
     if args.kind == "tracking":
         return run_tracking(args)
     from dataclasses import replace
 
     from edgedino.bench.report import table, write
     from edgedino.bench.runner import run_suite
-    from edgedino.bench.suite import Suite, load_suite
+    from edgedino.bench.suite import Suite, check_suite, load_suite
 
     suite = load_suite(args.suite) if args.suite else Suite()
     overrides = {"models": _list(args.model), "targets": _list(args.targets), "precisions": _list(args.precision),
                  "imgsz": _list(args.imgsz), "threads": _list(args.threads, int), "batch": _list(args.batch, int),
                  "warmup": args.warmup, "iters": args.iters, "seconds": args.seconds, "calib": args.calib,
                  "weights": args.weights}
-    suite = replace(suite, **{k: v for k, v in overrides.items() if v is not None})
+    suite = check_suite(replace(suite, **{k: v for k, v in overrides.items() if v is not None}))
     report = run_suite(suite, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(report))
     write(report, args.json, args.md, args.plot)

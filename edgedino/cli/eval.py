@@ -64,6 +64,10 @@ def evaluate(protocol: str, data: str, weights: str | None, model: str | None, i
 def run(args) -> int:
     if args.weights is None and args.model is None:
         raise EdgeDinoError("give --weights (a checkpoint or exported artifact) or --model (random-init preset)")
+    if args.json:
+        from edgedino.atomic import check_output
+
+        check_output(args.json, inputs=[args.weights, args.data])
     if args.weights is None:
         print(f"note: {args.model} has random weights (a baseline, not a trained model)", file=sys.stderr)
     r = evaluate(args.protocol, args.data, args.weights, args.model, args.imgsz, args.test_fraction, args.threads)

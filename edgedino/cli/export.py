@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from edgedino.atomic import check_output
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
 from edgedino.export.spec import INPUT_FORMATS, PRECISION_HELP, PRECISIONS, THRESHOLDS
@@ -85,6 +86,8 @@ def run(args) -> int:
     from edgedino.export import export
     from edgedino.license import RANDOM_NOTICE
 
+    if args.json:
+        check_output(args.json, inputs=[args.weights, args.recipe, args.head, args.calib])
     s = settings(args)
     if args.head and args.imgsz is None and not args.recipe:
         from edgedino.heads import load_head

@@ -33,11 +33,11 @@ def register(sub) -> None:
 def run(args) -> int:
     import cv2
 
-    from edgedino.atomic import atomic_path
+    from edgedino.atomic import atomic_path, check_output
     from edgedino.viz import pca_rgb, side_by_side
 
+    out = check_output(args.out, inputs=[args.image, args.weights])
     rgb = read_image(args.image)
-    out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise EdgeDinoError(f"--out {out}: use an image file name (.png, .jpg, .webp, .bmp)")
     size, tokens, name = _features(args, rgb)

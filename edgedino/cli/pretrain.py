@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -47,7 +48,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="SRC",
                    help="image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes")
     p.add_argument("--out", required=True, help="run folder: checkpoint.pth, metrics.jsonl, backbone.pth")
-    p.add_argument("--max-steps", type=int, help="stop after this many steps (the schedules stay the full run's)")
+    p.add_argument("--max-steps", type=at_least(1), help="stop after this many steps, at least 1 (the schedules "
+                   "stay the full run's; default: run.total_steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-3")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from torch.utils.data import BatchSampler, DataLoader
 
@@ -44,13 +46,51 @@ class SkipCounter:
         return f"data[rank {rank}]: epoch {number}: skipped {len(skipped)} unreadable items: {listed}{more}"
 
 
-def _worker_init(_: int) -> None:
-    """One thread per decoding process: the processes are the parallelism."""
+def _worker_init(trainer: int, _: int) -> None:
+    """One thread per decoding process (the processes are the parallelism), and an end with the trainer."""
     import cv2
     import torch
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    exit_with(trainer)
+
+
+def exit_with(pid: int) -> None:
+    """End this process as soon as process `pid` ends, however it ends (SIGKILL, the OOM killer).
+
+    Workers are forked from the forkserver, not from the trainer, and each holds the forkserver's keep-alive pipe:
+    when a killed trainer cannot stop them, worker and server wait on each other forever (torch's own watchdog
+    only watches the direct parent, the server). A thread waits on a pidfd of the trainer instead, and its exit
+    lets the forkserver and the resource tracker see their pipes close and exit too.
+    """
+    import select
+    import threading
+    import time
+
+    try:
+        fd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None  # Linux >= 5.3; others poll
+        os.kill(pid, 0)
+    except ProcessLookupError:  # the trainer is already gone
+        os._exit(1)
+
+    def wait() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while _alive(pid):
+                time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=wait, name="exit-with-trainer", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _worker_context():
@@ -115,8 +155,8 @@ def make_loader(cfg: DataConfig, transform, batch_size: int, seed: int, rank: in
                            start=start_step * batch_size, batch_size=batch_size)
     dataset = ImageDataset([item for items in per_source for item in items], transform)
     loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                        num_workers=cfg.workers, collate_fn=collate_skip, worker_init_fn=_worker_init,
-                        persistent_workers=cfg.workers > 0,
+                        num_workers=cfg.workers, collate_fn=collate_skip,
+                        worker_init_fn=partial(_worker_init, os.getpid()), persistent_workers=cfg.workers > 0,
                         multiprocessing_context=_worker_context() if cfg.workers else None)
     return BatchStream(loader, sampler, batch_size, start_step * batch_size,
                        report or (lambda m: print(m, file=sys.stderr, flush=True)))

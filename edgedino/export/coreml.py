@@ -24,7 +24,7 @@ import torch
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export.coreml_calib import activation_ranges
-from edgedino.export.coreml_checks import check_package
+from edgedino.export.coreml_checks import check_package, stored_precision
 from edgedino.export.coreml_consts import weight_names
 from edgedino.export.spec import PRECISIONS
 from edgedino.export.target import Conversion, Target, register
@@ -49,6 +49,16 @@ class CoreMLTarget(Target):
     precisions = PRECISIONS
     packages = ("coremltools",)
     input_formats = ("float32",)  # Core ML has no uint8 tensors; camera frames would need an ImageType input
+    folder = True
+
+    def ours(self, path: Path) -> bool:
+        """An .mlpackage with edgedino metadata: an earlier export, which a new one may replace."""
+        from edgedino.runtime.coreml import read_metadata
+
+        try:
+            return (path / "Manifest.json").is_file() and bool(read_metadata(path))
+        except (EdgeDinoError, ValueError):  # unreadable, or metadata that is not JSON: not ours
+            return False
 
     def convert(self, conv: Conversion, path: Path) -> None:
         """Export, convert to an ML program, compress as the precision asks, embed metadata, save."""
@@ -70,6 +80,9 @@ class CoreMLTarget(Target):
         from edgedino.export.coreml_check import runtimes
 
         return runtimes(path)
+
+    def stored_precision(self, path: Path) -> str:
+        return stored_precision(path, WEIGHT_INPUTS)
 
     def static_checks(self, conv: Conversion, path: Path) -> list[str]:
         """Spec, input/outputs, weight compression, RoPE tables and metadata."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgedino.export.coreml_interp import Program
 from edgedino.runtime.base import Runtime
-from edgedino.runtime.coreml import read_metadata
+from edgedino.runtime.coreml import read_metadata, read_snapshot
 
 INTERPRETER = "reference interpreter of the ML program (not Apple's runtime)"
 APPLE = "Core ML (MLModel.predict, Apple's runtime)"
@@ -27,8 +27,8 @@ class InterpreterRuntime(Runtime):
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.program = Program(self.path)
-        self.metadata = read_metadata(self.path)
+        self.program, self.metadata = read_snapshot(  # program, weights and metadata of one package
+            self.path, lambda package: (Program(package, self.path.name), read_metadata(package, self.path)))
         (self.input_name, (mil_type, shape)), *rest = self.program.inputs.items()
         self.input_shape = tuple(shape) if shape is not None else (-1, 3, -1, -1)
         self.input_dtype = np.dtype(np.float16 if mil_type == "FLOAT16" else np.float32)

@@ -79,6 +79,23 @@ def _weights(ops, weight_inputs: dict) -> dict:
     return {n: producer[n] for n in names if producer[n].type == "const" or producer[n].type.startswith("constexpr_")}
 
 
+def stored_precision(path: Path, weight_inputs: dict) -> str:
+    """The precision a package's ops and weights show: palettize4 (look-up tables), int8 (activations quantized),
+    int8-weights (int8 weights only), fp16 or fp32 (the type of its float weights)."""
+    from edgedino.export.coreml_interp.package import read_spec
+
+    ops = main_ops(read_spec(path))
+    kinds = {op.type for op in ops}
+    if "constexpr_lut_to_dense" in kinds:
+        return "palettize4"
+    if "quantize" in kinds:
+        return "int8"
+    if kinds & set(LINEAR_OPS):
+        return "int8-weights"
+    floats = {_mil_type(op.outputs[0].type.tensorType) for op in _weights(ops, weight_inputs).values()}
+    return "fp16" if "FLOAT16" in floats else "fp32"
+
+
 def _check_constexpr_targets(ops, weight_inputs: dict) -> None:
     """Every decompression op must feed a weight input (or another decompression op), nothing else."""
     readers = uses(ops)
@@ -153,7 +170,8 @@ def _check_activations(ops, precision: str) -> str:
 
 def _check_rope(spec, path: Path, conv: Conversion) -> str:
     """The RoPE sin/cos tables must be stored as plain float constants, not compressed."""
-    from edgedino.export.coreml_interp.package import Blobs, constant, model_files, shape_of
+    from edgedino.export.coreml_interp.package import Blobs, constant, shape_of
+    from edgedino.runtime.coreml import model_files
 
     rope = getattr(conv.module.backbone, "rope_embed", None)
     if rope is None or rope.frozen_hw is None:

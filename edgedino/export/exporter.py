@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -16,18 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.errors import EdgeDinoError
+from edgedino.atomic import disk_full, make_parents, remove_if_empty
+from edgedino.errors import EdgeDinoError, reraise_interrupt
 from edgedino.export import verify
+from edgedino.export.gate import verify_artifact
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
 from edgedino.export.target import Conversion, Target, all_targets, get_target
-from edgedino.runtime.base import RuntimeUnavailable
 from edgedino.runtime.frames import model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
 VERIFY_IMAGES = 8
-GATED = ("patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
 
 
 @dataclass
@@ -94,12 +93,33 @@ def plan(targets: list[str], precisions: list[str], input_format: str = "float32
     return pairs
 
 
-def check_writable(out: Path) -> None:
+def open_out(out: Path) -> list[Path]:
+    """Create the output folder (and missing parents) and check it is writable; the folders it created, which
+    are removed again if the export publishes nothing."""
+    check_out(out)
+    created = make_parents(out / "artifact")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except OSError as e:
+        remove_if_empty(created)
         raise EdgeDinoError(f"output directory {out} is not writable: {e.strerror or e}") from None
+    return created
+
+
+def check_out(out: Path) -> None:
+    if os.path.lexists(out) and not out.is_dir():
+        raise EdgeDinoError(f"output directory {out} is not writable: it is a file, not a folder")
+
+
+def check_finite(*modules) -> None:
+    """Refuse weights holding NaN or inf: every artifact made from them would be garbage."""
+    import torch
+
+    for module in modules:
+        for name, t in [*module.named_parameters(), *module.named_buffers()] if module is not None else []:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise EdgeDinoError(f"the weights hold non-finite values (NaN or inf) in {name}: refusing to export "
+                                    "them (was the training run that wrote them diverging?)")
 
 
 def export(
@@ -121,8 +141,6 @@ def export(
 ) -> ExportResult:
     """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
     asked; see `edgedino export --help`."""
-    from edgedino.checkpoints import load_backbone
-
     targets = [targets] if isinstance(targets, str) else list(targets)
     precisions = [precisions] if isinstance(precisions, str) else list(precisions)
     if batch < 1:
@@ -132,49 +150,70 @@ def export(
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
-    if head is not None:
+    backbone, head_module = _networks(weights, model, head, log)
+    size = check_size(parse_imgsz(imgsz), backbone.stride)
+    name = f"{backbone.cfg.name}_{head_module.cfg.task}" if head_module is not None else backbone.cfg.name
+    out = Path(out)
+    check_out(out)
+    specs = [(t, ExportSpec(t.name, p, size, input_format, batch, dynamic, dict(options or {}))) for t, p in pairs]
+    for target, spec in specs:
+        target.check_destination(out / (spec.filename(name) + target.suffix))
+    needs_calib = any(p == "int8" for _, p in pairs)
+    inputs = _images(calib, calib_size if needs_calib else 0, size, input_format, log)
+    verify_inputs = inputs[:VERIFY_IMAGES]
+    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
+                                              head=copy.deepcopy(head_module)),
+                                 verify_inputs)
+    created, results = open_out(out), []  # last of the checks, so a bad flag leaves no empty folder behind
+    try:
+        for i, (target, spec) in enumerate(specs, 1):
+            log(f"[{i}/{len(specs)}] {target.name} {spec.precision}: exporting")
+            with tempfile.TemporaryDirectory(prefix=f".{spec.filename(name)}.", dir=out) as staging:
+                # The staging folder ends up holding what the artifact replaced: removed once it is verified,
+                # so a reader that opened the old one does not have it deleted under it as the new one lands.
+                result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None,
+                              out / (spec.filename(name) + target.suffix), Path(staging), log, head_module, head)
+                if result.status == "exported" and verify_outputs:
+                    verify_artifact(result, target, verify_inputs, reference, log)
+            if result.status == "exported" and not verify_outputs:
+                result.status = "unverified"
+                result.message = "not verified (--no-verify)"
+            results.append(result)
+    finally:
+        if not any(r.path for r in results):
+            remove_if_empty(created)
+    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+
+
+def _networks(weights, model, head, log):
+    """(backbone, head) to export: the head file's backbone when a head is given; refused if not finite."""
+    from edgedino.checkpoints import load_backbone
+
+    if head is None:
+        backbone, head_module = load_backbone(weights, model), None
+    else:
         from edgedino.heads import backbone_for, load_head
 
         head_file = load_head(head)
         backbone, head_module = backbone_for(head_file, weights, model), head_file.head
         log(f"head: {head_module.cfg.kind} {head_module.cfg.task}, {len(head_module.cfg.classes)} classes, "
             f"trained on {head_file.backbone.describe()}")
-    else:
-        backbone, head_module = load_backbone(weights, model), None
-    size = check_size(parse_imgsz(imgsz), backbone.stride)
-    needs_calib = any(p == "int8" for _, p in pairs)
-    frames = read_frames(calib, max(calib_size if needs_calib else 0, VERIFY_IMAGES))
-    out = Path(out)
-    check_writable(out)  # last of the checks, so a bad flag leaves no empty folder behind
-    if needs_calib and len(frames) < calib_size:
+    check_finite(backbone, head_module)
+    return backbone, head_module
+
+
+def _images(calib: str | None, calib_size: int, size: tuple[int, int], input_format: str, log) -> np.ndarray:
+    """Real images in the artifact's input format: calibration (the first `calib_size`) and verification."""
+    frames = read_frames(calib, max(calib_size, VERIFY_IMAGES))
+    if calib_size and len(frames) < calib_size:
         log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
-    inputs = model_inputs(frames, size, input_format)
-    verify_inputs = inputs[:VERIFY_IMAGES]
-    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
-                                              head=copy.deepcopy(head_module)),
-                                 verify_inputs)
-    results = []
-    for i, (target, precision) in enumerate(pairs, 1):
-        spec = ExportSpec(target.name, precision, size, input_format, batch, dynamic, dict(options or {}))
-        log(f"[{i}/{len(pairs)}] {target.name} {precision}: exporting")
-        result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None, out, log, head_module,
-                      head)
-        if result.status == "exported" and verify_outputs:
-            verify_artifact(result, target, verify_inputs, reference, log)
-        elif result.status == "exported":
-            result.status = "unverified"
-            result.message = "not verified (--no-verify)"
-        results.append(result)
-    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+    return model_inputs(frames, size, input_format)
 
 
-def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, out: Path, log,
+def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging: Path, log,
          head=None, head_file: str | Path | None = None) -> ArtifactResult:
-    """Convert into a staging folder, run the static checks, then publish under the final name."""
-    name = f"{backbone.cfg.name}_{head.cfg.task}" if head is not None else backbone.cfg.name
-    final = out / (spec.filename(name) + target.suffix)
+    """Convert into the staging folder, run the static checks, then publish under the final name."""
     result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=out))
     start = time.perf_counter()
     try:
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
@@ -185,71 +224,24 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, o
             target.convert(conv, staged)
         result.checks = target.static_checks(conv, staged)
         result.export_s = time.perf_counter() - start
-        _publish(staging, out, final.name)
+        target.publish(staged, final)
     except EdgeDinoError as e:
         result.status, result.message = "export-failed", str(e)
     except Exception as e:  # a converter's failure is reported per artifact; the other artifacts still run
-        result.status, result.message = "export-failed", f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        reraise_interrupt(e)
+        result.status, result.message = "export-failed", failure(e, final.parent)
     if result.status == "export-failed":
         log(f"    failed: {result.message}")
         return result
     result.path = str(final)
-    result.size_mb = _size(final) / 1e6
+    result.size_mb = target.size(final) / 1e6
     log(f"    wrote {final} ({result.size_mb:.1f} MB) in {result.export_s:.1f}s")
     return result
 
 
-def _publish(staging: Path, out: Path, name: str) -> None:
-    """Move the staged files next to their final names, the main file last (so it appears only when whole)."""
-    for f in sorted(staging.iterdir(), key=lambda p: p.name == name):
-        dest = out / f.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(f, dest)
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    side = path.with_suffix(".bin")  # OpenVINO weights
-    return path.stat().st_size + (side.stat().st_size if path.suffix == ".xml" and side.exists() else 0)
-
-
-def verify_artifact(result: ArtifactResult, target: Target, inputs: np.ndarray, reference: list, log,
-                    runtimes: list | None = None) -> None:
-    """Run the artifact in every runtime its target offers here (or those given) and compare each with PyTorch;
-    all must pass."""
-    try:
-        runtimes = runtimes or target.runtimes(Path(result.path))
-        parity, seconds = [], []
-        for label, runtime in runtimes:
-            start = time.perf_counter()
-            parity.append((label, verify.compare(runtime, inputs, reference)))
-            seconds.append(time.perf_counter() - start)
-    except RuntimeUnavailable as e:
-        result.status, result.message = "unverified", str(e)
-        log(f"    not run: {e}")
-        return
-    except Exception as e:  # the runtime rejects the file: the export is broken, the others still run
-        first = str(e).splitlines()[0][:300] if str(e) else ""
-        result.status = "verify-failed"
-        result.message = f"the runtime could not run it ({type(e).__name__}: {first}); artifact kept at {result.path}"
-        log(f"    FAIL: {result.message}")
-        return
-    result.parity = [{**p.to_dict(), "runtime": label} for label, report in parity for p in report]
-    failed = []
-    for (label, report), spent in zip(parity, seconds, strict=True):
-        gated = [p for p in report if p.output in GATED]
-        below = [p for p in gated if p.cosine_mean < result.threshold]
-        line = ", ".join(f"{p.output} cos {p.cosine_mean:.5f} (min {p.cosine_min:.4f}, max abs {p.max_abs:.3g})"
-                         for p in report)
-        log(f"    {label} on {len(inputs)} images ({spent / len(inputs) * 1e3:.0f} ms each): {line} -> "
-            f"{'FAIL' if below else 'pass'} "
-            f"({' and '.join(p.output for p in gated)} need >= {result.threshold})")
-        failed += [f"{p.output} cosine {p.cosine_mean:.5f} in the {label}" for p in below]
-    result.status = "verify-failed" if failed else "ok"
-    if failed:
-        result.message = (f"{'; '.join(failed)} is below the {result.precision} threshold {result.threshold}; "
-                          f"artifact kept at {result.path}")
+def failure(e: Exception, out: Path) -> str:
+    """One line for a converter's failure; a full disk is called that (OpenVINO says 'basic_ios::clear')."""
+    first = str(e).splitlines()[0][:300] if str(e) else ""
+    if disk_full(out):
+        return f"no space left on device in {out} ({type(e).__name__}: {first})"
+    return f"{type(e).__name__}: {first}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from edgedino.digest import weights_sha256
+from edgedino.digest import regular_file, weights_sha256
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import ExportSpec
 from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
@@ -56,4 +56,31 @@ def _head_record(module: ExportModule, head_file: str | Path | None) -> dict:
 
 def head_sha256(path: str | Path) -> str:
     """SHA-256 of a head file (small, so read whole and never cached: a file rewritten in place is seen)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(regular_file(Path(path)).read_bytes()).hexdigest()
+
+
+# What the runtime reads from the metadata, or what must match the weights; verify re-derives each of these.
+DERIVED = ("model", "architecture", "weights_sha256", "input", "mean", "std", "stride", "outputs", "head", "target")
+
+
+def inconsistencies(recorded: dict, module: ExportModule, spec: ExportSpec, head_file: str | Path | None) -> list[str]:
+    """Each key of an artifact's metadata that differs from what export writes for this module and spec (the
+    weights' model, input, mean/std the runtime normalises with, outputs, head), one line each."""
+    import numpy as np
+
+    expected = build_metadata(module, spec, head_file)
+    found = []
+    for key in DERIVED:
+        want, got = expected.get(key), recorded.get(key)
+        if key == "head" and isinstance(want, dict) and isinstance(got, dict):  # found by SHA-256, not by name
+            want, got = ({k: v for k, v in d.items() if k != "file"} for d in (want, got))
+            if "sha256" not in got:  # exported before edgedino recorded the head file
+                want.pop("sha256", None)
+        if key in ("mean", "std"):
+            same = isinstance(got, list) and len(got) == len(want) and all(
+                isinstance(v, (int, float)) for v in got) and np.allclose(got, want, rtol=0, atol=1e-6)
+        else:
+            same = got == want
+        if not same:
+            found.append(f"metadata {key} is {got!r}, but {want!r} for these weights")
+    return found

@@ -107,5 +107,17 @@ class OnnxTarget(Target):
             fp32.unlink()
         _finish(path, conv.metadata)
 
+    def stored_precision(self, path: Path) -> str:
+        """int8: activations quantized (QuantizeLinear); int8-weights: dynamic int8 MatMul; fp16: float16 weights."""
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        ops = {n.op_type for n in model.graph.node}
+        if "QuantizeLinear" in ops:
+            return "int8"
+        if ops & {"DynamicQuantizeLinear", "MatMulInteger"}:
+            return "int8-weights"
+        return "fp16" if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer) else "fp32"
+
     def static_checks(self, conv: Conversion, path: Path) -> list[str]:
         return [f"onnx.checker full check passed (opset {OPSET})"]

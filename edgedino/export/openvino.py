@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedino.export import openvino_pair
 from edgedino.export.target import Conversion, Target, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
@@ -67,3 +68,25 @@ class OpenVINOTarget(Target):
         conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
         model.set_rt_info(json.dumps(conv.metadata), [METADATA_KEY])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
+
+    def check_destination(self, final: Path) -> None:
+        openvino_pair.check_destination(final)
+
+    def publish(self, staged: Path, final: Path) -> None:
+        """The .bin first, as a superset the published .xml can still read, then the .xml (see openvino_pair)."""
+        openvino_pair.publish(staged, final)
+
+    def stored_precision(self, path: Path) -> str:
+        """int8: FakeQuantize on activations; int8-weights: 8-bit weight constants; fp16: float16 weights."""
+        from edgedino.runtime.openvino import core
+
+        ops = core().read_model(str(path)).get_ops()
+        consts = {o.get_element_type().get_type_name() for o in ops if o.get_type_name() == "Constant"}
+        if any(o.get_type_name() == "FakeQuantize" for o in ops):
+            return "int8"
+        if consts & {"u8", "i8"}:
+            return "int8-weights"
+        return "fp16" if "f16" in consts else "fp32"
+
+    def size(self, path: Path) -> int:
+        return openvino_pair.ir_size(path)

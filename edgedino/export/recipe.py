@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from edgedino.errors import EdgeDinoError
+from edgedino.export.spec import INPUT_FORMATS
+from edgedino.settings_file import check_settings, read_settings
 
-KEYS = {"description", "target", "precision", "imgsz", "model", "calib", "calib_size", "input_format", "options"}
+KINDS = {"description": "text", "target": "texts", "precision": "texts", "imgsz": "size", "model": "text",
+         "calib": "text", "calib_size": "count", "input_format": "text", "options": "mapping of options"}
 
 
 def load_recipe(path: str | Path) -> dict:
-    """The recipe's settings as a dict of export() arguments; unknown keys are an error naming them."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeDinoError(f"recipe not found: {path}")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise EdgeDinoError(f"recipe {path} is not valid YAML: {e}") from None
-    if not isinstance(recipe, dict):
-        raise EdgeDinoError(f"recipe {path} must be a mapping of settings")
-    unknown = sorted(set(recipe) - KEYS)
-    if unknown:
-        raise EdgeDinoError(f"recipe {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(KEYS))})")
+    """The recipe's settings as a dict of export() arguments; an unknown key or a value of the wrong kind is an
+    error naming it."""
+    recipe = read_settings(path, "recipe")
+    check_settings(recipe, KINDS, f"recipe {path}")
+    if recipe.get("input_format", INPUT_FORMATS[0]) not in INPUT_FORMATS:
+        raise EdgeDinoError(f"recipe {path}: input_format must be one of {', '.join(INPUT_FORMATS)}, "
+                            f"not {recipe['input_format']!r}")
     recipe.pop("description", None)
     for key in ("target", "precision"):
         if isinstance(recipe.get(key), str):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedino.atomic import check_output, publish
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, ExportSpec
@@ -39,6 +40,7 @@ class Conversion:
 class Target:
     name: str = ""
     suffix: str = ""  # artifact file (or folder) suffix
+    folder: bool = False  # the artifact is a folder (a package), not a file
     precisions: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # import names the conversion needs
     extra: str = "export"  # the pip extra that installs them
@@ -56,6 +58,29 @@ class Target:
     def convert(self, conv: Conversion, path: Path) -> None:
         """Write the artifact to `path` (a staging path; the caller publishes it atomically)."""
         raise NotImplementedError
+
+    def ours(self, path: Path) -> bool:
+        """True when the existing folder `path` is an earlier artifact of this target, which export may replace."""
+        return False
+
+    def check_destination(self, final: Path) -> None:
+        """Refuse (EdgeDinoError) before any work if publishing at `final` would destroy something not ours."""
+        check_output(final, is_dir=self.folder, ours=self.ours)
+
+    def publish(self, staged: Path, final: Path) -> None:
+        """Move the staged artifact to `final` in one step: a reader sees the old artifact or the new one."""
+        publish(staged, final, self.ours)
+
+    def size(self, path: Path) -> int:
+        """Bytes the artifact takes: its file, or every file of its package folder."""
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+
+    def stored_precision(self, path: Path) -> str | None:
+        """The precision the artifact's stored weights and ops show (None: this target cannot tell), so that
+        `edgedino verify` can hold metadata that claims another precision (and a lower threshold) to account."""
+        return None
 
     def runtimes(self, path: Path) -> list:
         """(label, Runtime) pairs that run the artifact on this machine for verification: its own runtime."""

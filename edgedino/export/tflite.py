@@ -141,6 +141,25 @@ class TfliteTarget(Target):
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
 
+    def stored_precision(self, path: Path) -> str:
+        """int8: quantized activations; int8-weights: int8 weight tensors only; fp16: float16 weight tensors."""
+        from ai_edge_litert import schema_py_generated as schema
+
+        data = path.read_bytes()
+        model = schema.Model.GetRootAs(data, 0)
+        graph = model.Subgraphs(0)
+        kinds = set()
+        for i in range(graph.TensorsLength()):
+            tensor = graph.Tensors(i)
+            buffer = model.Buffers(tensor.Buffer())
+            kinds.add((tensor.Type(), buffer.DataLength() > 0 or buffer.Size() > 0))
+        types = schema.TensorType
+        if (types.INT8, False) in kinds:
+            return "int8"
+        if (types.INT8, True) in kinds:
+            return "int8-weights"
+        return "fp16" if (types.FLOAT16, True) in kinds else "fp32"
+
     def convert(self, conv: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
         precision = conv.spec.precision

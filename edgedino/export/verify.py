@@ -18,6 +18,8 @@ class Parity:
     cosine_mean: float  # over images and tokens (each token's D-dim vector)
     cosine_min: float
     max_abs: float
+    finite: bool = True  # every value of the artifact's output is finite
+    reference_finite: bool = True  # every value of PyTorch's output is finite
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +60,10 @@ def compare(runtime, inputs: np.ndarray, expected: list[dict[str, np.ndarray]]) 
     for name in expected[0]:
         if expected[0][name].size == 0:
             continue
-        cos = np.concatenate([cosines(g[name], e[name]) for g, e in zip(got, expected, strict=True)])
-        diff = max(float(np.abs(g[name] - e[name]).max()) for g, e in zip(got, expected, strict=True))
-        report.append(Parity(name, float(cos.mean()), float(cos.min()), diff))
+        pairs = [(g[name], e[name]) for g, e in zip(got, expected, strict=True)]
+        cos = np.concatenate([cosines(g, e) for g, e in pairs])
+        diff = max(float(np.abs(g - e).max()) for g, e in pairs)
+        report.append(Parity(name, float(cos.mean()), float(cos.min()), diff,
+                             all(bool(np.isfinite(g).all()) for g, _ in pairs),
+                             all(bool(np.isfinite(e).all()) for _, e in pairs)))
     return report

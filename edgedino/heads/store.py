@@ -85,7 +85,7 @@ def read_head_file(path: str | Path) -> HeadFile | None:
         payload = _payload(Path(path))
     except EdgeDinoError:
         return None
-    return _from_payload(payload) if _is_head(payload) else None
+    return _from_payload(payload, Path(path)) if _is_head(payload) else None
 
 
 def load_head(path: str | Path) -> HeadFile:
@@ -96,14 +96,34 @@ def load_head(path: str | Path) -> HeadFile:
     payload = _payload(path)
     if not _is_head(payload):
         raise EdgeDinoError(f"{path} is not an edgedino head file (make one with: edgedino head train)")
-    return _from_payload(payload)
+    return _from_payload(payload, path)
 
 
-def _from_payload(payload: dict) -> HeadFile:
-    cfg = HeadConfig(payload["task"], payload["kind"], payload["dim"], tuple(payload["classes"]), payload["hidden"])
-    head = Head(cfg)
-    head.load_state_dict(payload["state_dict"])
-    record = BackboneRecord(**{**payload["backbone"], "imgsz": tuple(payload["backbone"]["imgsz"])})
+_RECORD_TYPES = {"model": str, "weights": (str, type(None)), "weights_sha256": (str, type(None)),
+                 "seed": (int, type(None)), "digest": str}
+
+
+def _from_payload(payload: dict, path: Path) -> HeadFile:
+    """The head and its record; anything missing, of the wrong type or not fitting the weights is one error naming
+    the file. The head is built on the meta device first, so a size in a damaged file allocates nothing."""
+    try:
+        sizes = [payload["dim"], payload["hidden"]]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+            raise ValueError(f"dim and hidden must be whole numbers >= 1, got {sizes}")
+        if not isinstance(payload["classes"], list) or not all(isinstance(c, str) for c in payload["classes"]):
+            raise ValueError("classes must be a list of names")
+        cfg = HeadConfig(payload["task"], payload["kind"], *sizes[:1], tuple(payload["classes"]), sizes[1])
+        with torch.device("meta"):
+            head = Head(cfg)
+        head.load_state_dict(payload["state_dict"], assign=True)
+        rec = {**payload["backbone"], "imgsz": tuple(payload["backbone"]["imgsz"])}
+        bad = [k for k, t in _RECORD_TYPES.items() if not isinstance(rec.get(k), t)]
+        if bad or len(rec["imgsz"]) != 2 or not all(isinstance(v, int) for v in rec["imgsz"]):
+            raise ValueError(f"its backbone record has wrong or missing {', '.join(bad) or 'imgsz'}")
+        record = BackboneRecord(**rec)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise EdgeDinoError(f"{path} is a damaged head file ({type(e).__name__}: {' '.join(str(e).split())[:240]})"
+                            ) from None
     return HeadFile(head.eval(), record, payload.get("metrics", {}))
 
 

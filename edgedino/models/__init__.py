@@ -20,7 +20,7 @@ FAMILIES = {"vit": VisionTransformer, "convnext": ConvNeXt}
 
 def create_model(model: str | ModelConfig, drop_path: float = 0.0) -> Backbone:
     """A randomly initialised backbone from a preset name or a config."""
-    cfg = get_config(model) if isinstance(model, str) else model
+    cfg = get_config(model) if isinstance(model, str) else model.checked()
     return FAMILIES[cfg.family](cfg, drop_path=drop_path)
 
 

@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 from edgedino.errors import ConfigError
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"model config: {message}")
+
+
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_ints(cfg, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        _require(_is_int(value, low), f"{name}={value!r} must be an integer >= {low}")
+
+
+def _check_common(cfg) -> None:
+    """What every family needs: channels, a positive norm epsilon, a finite LayerScale init."""
+    _check_ints(cfg, ("in_chans",), 1)
+    _require(_is_number(cfg.layer_norm_eps) and cfg.layer_norm_eps > 0,
+             f"layer_norm_eps={cfg.layer_norm_eps!r} must be a number > 0")
+    _require(cfg.layerscale_init is None or _is_number(cfg.layerscale_init),
+             f"layerscale_init={cfg.layerscale_init!r} must be a finite number (or null)")
 
 
 @dataclass(frozen=True)
@@ -30,6 +59,25 @@ class ViTConfig:
     local_cls_norm: bool = False  # training-only norm for local crops' CLS + registers (7B, ViT-L/16 SAT-493M)
     family: str = field(default="vit", init=False)
 
+    def __post_init__(self) -> None:
+        """Every field in range on its own, whatever made the config (preset, YAML override, config.json)."""
+        _check_common(self)
+        _check_ints(self, ("embed_dim", "depth", "num_heads", "ffn_hidden", "patch_size"), 1)
+        _check_ints(self, ("n_registers",), 0)
+        _require(self.ffn in ("mlp", "swiglu"), f"ffn={self.ffn!r} must be mlp or swiglu")
+        _require(_is_number(self.rope_base) and self.rope_base > 0, f"rope_base={self.rope_base!r} must be > 0")
+        _require(self.rope_rescale is None or (_is_number(self.rope_rescale) and self.rope_rescale >= 1),
+                 f"rope_rescale={self.rope_rescale!r} must be >= 1 (or null: no jitter)")
+        for name in ("qkv_bias", "mask_k_bias", "untie_cls_norm", "local_cls_norm"):
+            _require(isinstance(getattr(self, name), bool), f"{name}={getattr(self, name)!r} must be true or false")
+
+    def checked(self) -> ViTConfig:
+        """This config, once the fields that depend on each other agree (what building a model needs)."""
+        _require(self.embed_dim % self.num_heads == 0 and self.head_dim % 4 == 0,
+                 f"embed_dim {self.embed_dim} over num_heads {self.num_heads} must give a whole head width "
+                 "divisible by 4 (axial RoPE)")
+        return self
+
     @property
     def stride(self) -> int:
         return self.patch_size
@@ -54,6 +102,18 @@ class ConvNeXtConfig:
     layer_norm_eps: float = 1e-6
     layerscale_init: float | None = 1e-6
     family: str = field(default="convnext", init=False)
+
+    def __post_init__(self) -> None:
+        """Four stages of positive depth and width, and the common fields in range."""
+        _check_common(self)
+        for name in ("depths", "dims"):
+            value = getattr(self, name)
+            _require(isinstance(value, (tuple, list)) and len(value) == 4 and all(_is_int(v, 1) for v in value),
+                     f"{name}={value!r} must be 4 integers >= 1 (one per stage)")
+
+    def checked(self) -> ConvNeXtConfig:
+        """This config (every field is checked on its own when it is made)."""
+        return self
 
     @property
     def stride(self) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgedino.argtypes import at_least, seconds
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.source import Frame, FrameSource
 
@@ -30,15 +31,16 @@ def app_parser(prog: str, description: str, examples: str, model_help: str) -> a
 def add_run_args(p: argparse.ArgumentParser, save_help: str, json_help: str | None = None,
                  headless_help: str = "no window (devices without a screen)") -> None:
     """--threads, --save, --json (when the app writes one), --headless, --max-frames, --timeout, --retries."""
-    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
+    p.add_argument("--threads", type=at_least(1), help="runtime threads (default: the runtime's choice)")
     p.add_argument("--save", metavar="MP4", help=save_help)
     if json_help:
         p.add_argument("--json", metavar="JSONL", help=json_help)
     p.add_argument("--headless", action="store_true", help=headless_help)
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds without a frame before the source counts "
+    p.add_argument("--max-frames", type=at_least(1), help="stop after this many frames (default: at the source's "
+                   "end)")
+    p.add_argument("--timeout", type=seconds, default=10.0, help="seconds without a frame before the source counts "
                    "as stalled (default: 10)")
-    p.add_argument("--retries", type=int, default=3, help="times a failed or stalled source is reopened before "
+    p.add_argument("--retries", type=at_least(0), default=3, help="times a failed or stalled source is reopened before "
                    "giving up (default: 3)")
 
 
@@ -71,9 +73,12 @@ class RunStats:
 class Outputs:
     """The --save video (opened at the first frame's size) and the --json lines, each renamed into place at the end."""
 
-    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float):
-        from edgedino.atomic import atomic_path
+    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float, inputs: tuple = ()):
+        from edgedino.atomic import atomic_path, check_output
 
+        for path in (save, jsonl):
+            if path:
+                check_output(path, inputs=inputs)
         self.stack, self.save, self.fps, self.video = stack, save, fps or 25.0, None
         self.jsonl = stack.enter_context(open(stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
 
@@ -133,7 +138,7 @@ def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step:
     stats, paused, frames = RunStats(), False, source.frames()
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps)
+        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps, (args.source, args.model))
         t_read = time.perf_counter()
         try:
             for frame in frames:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import numpy as np
 
-from edgedino.errors import EdgeDinoError
+from edgedino.errors import EdgeDinoError, reraise_interrupt
 from edgedino.runtime.features import Features
 from edgedino.runtime.head import HeadInfo
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, fit_size
@@ -69,15 +70,12 @@ class Runtime:
         artifact's metadata says (size, layout, mean/std)."""
         import time
 
-        from edgedino.runtime.frames import model_inputs
-
         frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else list(frames)
         if not frames:
             raise EdgeDinoError("features() needs at least one frame")
         hw = self.input_hw(frames[0].shape[:2], short_side)
         t0 = time.perf_counter()
-        x = model_inputs(frames, hw, self.input_format, self.metadata.get("mean", IMAGENET_MEAN),
-                         self.metadata.get("std", IMAGENET_STD))
+        x = self.preprocess(frames, hw)
         t1 = time.perf_counter()
         outs = [self.run(self._pad(x[i:i + self.batch])) for i in range(0, len(x), self.batch)]
         t2 = time.perf_counter()
@@ -87,6 +85,14 @@ class Runtime:
                if k in outs[0]}
         return Features(cat["cls"], cat["patch_tokens"], hw,
                         {"preprocess": (t1 - t0) * 1e3, "backbone": (t2 - t1) * 1e3}, cat.get("logits"))
+
+    def preprocess(self, frames: list[np.ndarray], hw: tuple[int, int]) -> np.ndarray:
+        """RGB uint8 frames as this artifact's input at size `hw`: normalised with the mean/std its metadata
+        records (float32 input), or resized only (uint8 input, normalised inside the graph)."""
+        from edgedino.runtime.frames import model_inputs
+
+        return model_inputs(frames, hw, self.input_format, self.metadata.get("mean", IMAGENET_MEAN),
+                            self.metadata.get("std", IMAGENET_STD))
 
     def _pad(self, x: np.ndarray) -> np.ndarray:
         """A short last chunk filled up to a static batch by repeating its last frame (results are trimmed)."""
@@ -131,7 +137,28 @@ def load(path: str | Path, threads: int | None = None) -> Runtime:
     if path.suffix not in BACKENDS:
         raise EdgeDinoError(f"{path}: unknown artifact type {path.suffix!r} (known: {', '.join(BACKENDS)})")
     backend = importlib.import_module(f"edgedino.runtime.{BACKENDS[path.suffix]}")
-    return backend.load(path, threads)
+    try:
+        return backend.load(path, threads)
+    except EdgeDinoError:
+        raise
+    except Exception as e:  # the runtime library's own error for a truncated or corrupt file
+        reraise_interrupt(e)
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise EdgeDinoError(f"cannot load {path}: not a valid {path.suffix} artifact (truncated or corrupt?): "
+                            f"{first}") from None
+
+
+def parse_metadata(raw: str | bytes | None, path: Path) -> dict:
+    """The edgedino metadata stored in an artifact as one JSON object; {} when there is none."""
+    if raw is None:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise EdgeDinoError(f"{path}: its {METADATA_KEY!r} metadata is not valid JSON (edited by hand?)") from None
+    if not isinstance(meta, dict):
+        raise EdgeDinoError(f"{path}: its {METADATA_KEY!r} metadata is a JSON {type(meta).__name__}, not an object")
+    return meta
 
 
 def require(module: str, extra: str = "runtime"):

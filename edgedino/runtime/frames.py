@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.runtime.preprocess import preprocess, read_image
+from edgedino.runtime.preprocess import check_image_file, preprocess, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -39,6 +39,7 @@ def _folder(folder: Path, limit: int) -> list[np.ndarray]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     frames = []
     for p in files:
+        check_image_file(p)
         bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if bgr is not None:
             frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from edgedino.runtime.base import METADATA_KEY, Runtime, require
+from edgedino.runtime.base import METADATA_KEY, Runtime, parse_metadata, require
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
@@ -26,7 +25,7 @@ class OnnxRuntime(Runtime):
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.metadata = json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+        self.metadata = parse_metadata(meta.get(METADATA_KEY), path)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else -1 for d in inp.shape)

@@ -6,6 +6,8 @@ unplugs or a stream that stalls gives a message, a few reopen attempts, then a c
 
 from __future__ import annotations
 
+import atexit
+import math
 import queue
 import sys
 import threading
@@ -18,6 +20,17 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.frames import IMAGE_SUFFIXES
+from edgedino.runtime.preprocess import check_image_file
+
+_READERS: dict[threading.Thread, float] = {}  # reader threads still running -> how long to wait for them at exit
+
+
+@atexit.register
+def _join_readers() -> None:
+    """Wait for reader threads still inside OpenCV before the interpreter ends: exiting under a thread that is in a
+    capture call ends the process with SIGABRT ("terminate called without an active exception")."""
+    for thread, limit in list(_READERS.items()):
+        thread.join(limit)
 
 
 @dataclass
@@ -61,6 +74,8 @@ class FrameSource:
 
     def __init__(self, spec: str | int, timeout: float = 10.0, retries: int = 3,
                  log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0) or retries < 0:
+            raise EdgeDinoError(f"timeout {timeout!r} must be a number of seconds > 0 and retries {retries!r} >= 0")
         self.spec, self.kind = str(spec), source_kind(str(spec))
         self.timeout, self.retries, self.log = timeout, retries, log
         self.fps = 0.0
@@ -82,6 +97,7 @@ class FrameSource:
             items: queue.Queue = queue.Queue(maxsize=1 if self.live else 4)
             stop = threading.Event()
             reader = threading.Thread(target=self._read, args=(index, items, stop), daemon=True)
+            _READERS[reader] = self.timeout + 5.0  # the backend's own timeouts free a stuck open or read
             reader.start()
             problem = None
             try:
@@ -128,6 +144,8 @@ class FrameSource:
             self._put(items, None, stop)
         except Exception as e:  # any reader failure becomes a message for the consumer, never a traceback
             self._put(items, f"{type(e).__name__}: {e}", stop)
+        finally:
+            _READERS.pop(threading.current_thread(), None)
 
     def _put(self, items: queue.Queue, item, stop: threading.Event) -> None:
         """Live sources keep only the newest frame (low latency); files and folders never drop one."""
@@ -174,6 +192,11 @@ class FrameSource:
         for path in self._files[start:]:
             if stop.is_set():
                 return
+            try:
+                check_image_file(path)
+            except EdgeDinoError as e:
+                self.log(f"source: skipping {e}")
+                continue
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 self.log(f"source: skipping unreadable image {path}")

@@ -8,14 +8,13 @@ A file without edgedino metadata keeps its own output names.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.runtime.base import METADATA_KEY, Runtime, require
+from edgedino.runtime.base import METADATA_KEY, Runtime, parse_metadata, require
 
 KNOWN_OUTPUTS = ("cls", "patch_tokens", "registers", "logits")
 
@@ -28,7 +27,7 @@ def read_metadata(path: Path) -> dict:
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() == METADATA_KEY.encode():
-            return json.loads(_buffer_bytes(data, model.Buffers(entry.Buffer())).decode("utf-8"))
+            return parse_metadata(_buffer_bytes(data, model.Buffers(entry.Buffer())), path)
     return {}
 
 
@@ -64,8 +63,8 @@ class LiteRtRuntime(Runtime):
     def __init__(self, path: Path, threads: int | None = None):
         litert = require("ai_edge_litert.interpreter")
         self.path = path
+        self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)  # verifies the flatbuffer
         self.metadata = read_metadata(path)
-        self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
         signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise EdgeDinoError(f"{path.name} has no signature; edgedino runs signature-based .tflite files")

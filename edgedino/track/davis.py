@@ -4,6 +4,7 @@ Torch-free."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,21 @@ class Sequence:
 
         return read_image(self.frames[i])
 
+    @cached_property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the first frame: every frame and annotation of a sequence has it."""
+        return self.frame(0).shape[:2]
+
     def mask(self, i: int) -> np.ndarray:
+        """The annotation of frame i, checked to be the frames' size (a scaled mask would score wrong pixels)."""
         path = self.masks[i]
         if path is None:
             raise EdgeDinoError(f"sequence {self.name} has no annotation for frame {self.frames[i].name}")
-        return read_indexed_png(path)
+        mask = read_indexed_png(path)
+        if mask.shape[:2] != self.size:
+            raise EdgeDinoError(f"{path} is {mask.shape[1]}x{mask.shape[0]}, but the frames of sequence {self.name} "
+                                f"are {self.size[1]}x{self.size[0]}: annotations must be the frames' size")
+        return mask
 
 
 def _sequence(name: str, frame_dir: Path, mask_dir: Path) -> Sequence:

@@ -19,7 +19,7 @@ def entry(prog: str, description: str, cli, run, summary, argv: list[str]) -> in
         result = run(cli.config_from_args(args), args.out, args.max_steps, args.resume)
     except EdgeDinoError as e:
         print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     if result.exported:
         print(summary(result, Path(args.out)))
     return 0

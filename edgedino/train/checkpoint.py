@@ -8,6 +8,9 @@ Randomness is reseeded from (seed, step, rank) at every step and the data stream
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -15,7 +18,7 @@ from torch import nn
 
 from edgedino.atomic import atomic_path
 from edgedino.checkpoints import save_backbone
-from edgedino.errors import CheckpointError
+from edgedino.errors import CheckpointError, RunError
 from edgedino.models import Backbone
 from edgedino.readers import torch_load
 
@@ -36,9 +39,41 @@ def save_checkpoint(out: Path, step: int, config: dict, modules: dict[str, nn.Mo
     }
     state.update({k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in modules.items()})
     path = Path(out) / NAME
-    with atomic_path(path) as tmp:
+    need, free = _nbytes(state), shutil.disk_usage(path.parent).free
+    if need > free:  # torch.save would fail mid-way with a message that does not say why
+        raise RunError(f"cannot write {path}: it needs {need / 1e6:.0f} MB and its disk has {free / 1e6:.0f} MB free "
+                       "(no space left on device)")
+    with torch_write(path), atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+@contextmanager
+def torch_write(path: Path) -> Iterator[None]:
+    """torch.save's failed writes (a full disk, a file size limit) as a RunError naming `path`: its stream reports
+    them as a RuntimeError such as "basic_ios::clear: iostream error" or "unexpected pos"."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        free = shutil.disk_usage(Path(path).parent).free / 1e6
+        raise RunError(f"cannot write {path}: the write failed with {free:.0f} MB free on its disk "
+                       f"({' '.join(str(e).split())[:120]})") from None
+
+
+def _nbytes(obj) -> int:
+    """Bytes of the tensors in a nested dict/list."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else ()
+    return sum(_nbytes(v) for v in items)
+
+
+def require_finite(module: nn.Module, what: str) -> None:
+    """A CheckpointError naming the first weight of `module` that holds NaN or inf (a diverged run's weights)."""
+    for name, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{what} has non-finite weights (NaN or inf), e.g. {name}: it cannot be trained "
+                                  "from (a diverged run?)")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -70,4 +105,5 @@ def export_backbone(backbone: Backbone, path: str | Path) -> Path:
     import copy
 
     net = copy.deepcopy(backbone).cpu().float().eval()
-    return save_backbone(net, path)
+    with torch_write(Path(path)):
+        return save_backbone(net, path)

@@ -114,6 +114,7 @@ class RunSection:
     amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "fp32"
     parallel: str = "ddp"  # "ddp" (replicated models) or "fsdp" (FSDP2: parameters, gradients, Adam state sharded)
     activation_checkpointing: bool = False  # recompute each block's activations in the backward pass
+    memory_gb: float = 0.0  # memory a step may plan on, per process (0: what is available when the run starts)
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _coerce(value, current, where: str):
     """`value` in the type of the field's current value (YAML reads 1e-3 as a string, lists for tuples)."""
     if isinstance(current, tuple) and isinstance(value, list):
         return tuple(value)
-    if isinstance(current, float) and not isinstance(current, bool) and isinstance(value, (int, str)):
+    if isinstance(current, float) and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:
             return float(value)
         except ValueError:
@@ -168,7 +169,7 @@ def _read(path: Path, seen: tuple = ()) -> list[dict]:
     """A YAML file's dicts, its `base:` chain first (a stage name or a path relative to the file)."""
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.load(path.read_text(), Loader=_Loader) or {}
+    data = _yaml(path.read_text(), f"{path} is not valid YAML") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a YAML mapping")
     base = data.pop("base", None)
@@ -190,8 +191,16 @@ def parse_override(text: str) -> dict:
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    node[parts[-1]] = yaml.load(value, Loader=_Loader)
+    node[parts[-1]] = _yaml(value, f"override {text!r}: the value is not valid YAML")
     return out
+
+
+def _yaml(text: str, what: str):
+    """Plain YAML data (safe: a !!python tag is an error, never code), or a ConfigError saying where it fails."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} ({' '.join(str(e).split())})") from None
 
 
 def preset_path(name: str) -> Path:
@@ -206,9 +215,12 @@ def preset_path(name: str) -> Path:
 def load_config(path: str | Path, overrides: list[str] = (), kind: type = TrainConfig) -> TrainConfig:
     """A config of `kind` (TrainConfig or a subclass) from a YAML file (with its base chain) and `key=value`
     overrides, applied in order."""
+    from edgedino.train.ranges import check_ranges
+
     cfg = kind()
     for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
         _fill(cfg, layer, "")
+    check_ranges(cfg)
     return cfg
 
 

@@ -11,6 +11,7 @@ from edgedino.train import distributed
 from edgedino.train.distill_config import DistillConfig, check, config_from_dict
 from edgedino.train.loop import Result
 from edgedino.train.pretrain import check_config, check_resume, check_sources, make_transform, run_steps
+from edgedino.train.rundir import check_out
 
 
 def summary(result: Result, out: Path) -> str:
@@ -76,6 +77,7 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
         check_config(cfg, d.world)
         check_sources(cfg)
         out = Path(out)
+        check_out(out)
         if resume:
             check_resume(cfg, out, config_from_dict)
         dc = cfg.distill
@@ -84,12 +86,11 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
         side = teacher_size(cfg, teacher.backbone.stride)
         step = DistillStep(cfg, teacher, kind, d)
         check_students(cfg, step)
-        out.mkdir(parents=True, exist_ok=True)
         transform = make_distill_transform(cfg, kind, side)
         if d.main:
             print(f"distilling {teacher.backbone.cfg.name} ({teacher.backbone.cfg.describe()}, {side} px) into "
                   f"{', '.join(dc.students)} ({transform.cfg.global_size} px) on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es))", file=sys.stderr)
-        return run_steps(step, cfg, transform, d, out, max_steps, resume)
+        return run_steps(step, cfg, transform, d, out, max_steps, resume, [f"{n}.pth" for n in dc.students])
     finally:
         distributed.shutdown(d)

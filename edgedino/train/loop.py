@@ -7,6 +7,7 @@ Per step: reseed, set lr/wd from the schedules, loss -> backward -> clip (each p
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgedino.errors import CheckpointError
-from edgedino.train import checkpoint, distributed, sharded
+from edgedino.errors import CheckpointError, RunError
+from edgedino.train import checkpoint, distributed, rundir, sharded
 from edgedino.train.config import RunSection
-from edgedino.train.metrics import CollapseMonitor, MetricsLog, Progress
+from edgedino.train.metrics import NAME, CollapseMonitor, MetricsLog, Progress
 from edgedino.train.optim import apply_schedule, build_optimizer, clip_parts, clip_per_part
 
 
@@ -94,12 +95,24 @@ def save(out: Path, step: int, config: dict, step_fn: Step, opt, run: RunSection
         torch.distributed.barrier()
 
 
+def stop_if_diverged(step: int, values: dict[str, float], ckpt: Path, saved: int | None) -> None:
+    """A RunError when a loss term (or the gradient norm) is not finite, raised before any weight is updated with
+    it: the last checkpoint stays the last good one (the official trainer also aborts on NaN)."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    shown = ", ".join(f"{k} {v}" for k, v in list(bad.items())[:4])
+    kept = f"{ckpt} (step {saved}) is kept" if saved else "no checkpoint was written"
+    raise RunError(f"step {step}: training diverged ({shown}); it stops before this step changes any weight, "
+                   f"so nothing non-finite is saved; {kept}. Lower optim.lr (or check the data) and start again")
+
+
 def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], object],
           batches: Callable[[int], Iterator[dict]], d: distributed.Dist, out: Path, config: dict,
           max_steps: int | None = None, resume: bool = False, monitor_after: int = 0,
           continue_from: str | None = None) -> Result:
     """Train from step 0 (or the checkpoint in `out`, or where the run `continue_from` stopped) up to `max_steps`
-    (default: the whole run)."""
+    (None: the whole run)."""
     out = Path(out)
     opt = build_optimizer(step_fn.param_groups(), optim_cfg.betas)
     parts = clip_parts(step_fn.trained)
@@ -109,39 +122,48 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
     elif continue_from:
         start, loaded = restore(continue_from, step_fn, opt, optional=tuple(step_fn.modules()))
         step_fn.continued(loaded)
-    stop = min(max_steps or run.total_steps, run.total_steps)
-    log = MetricsLog(out, start) if d.main else None
+    stop = run.total_steps if max_steps is None else min(max_steps, run.total_steps)
+    with rundir.writing(out / NAME):
+        log = MetricsLog(out, start) if d.main else None
     bar = Progress(start, stop, run.log_every) if d.main else None
     monitor = CollapseMonitor(monitor_after)
     stream, record, t_start = batches(start), {}, time.perf_counter()
-    for s in range(start, stop):
-        t0 = time.perf_counter()
-        batch = next(stream)  # first: starting the loader's workers draws from torch's global RNG
-        step_seed(run.seed, s, d.rank)
-        sched = schedule(s)
-        apply_schedule(opt, sched)
-        with autocast(run.amp, d.device):
-            terms = step_fn.loss(batch, s, sched)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        grad_norm = clip_per_part(parts, optim_cfg.clip)
-        opt.step()
-        step_fn.update(s, sched)
-        values = distributed.all_reduce_mean({k: float(v.detach()) for k, v in terms.items()}, d)
-        dt = time.perf_counter() - t0
-        record = {"step": s, **values, "grad_norm": float(grad_norm), "lr": sched.lr,
-                  "weight_decay": sched.weight_decay, "momentum": sched.momentum,
-                  "teacher_temp": sched.teacher_temp, "images_per_s": run.batch / dt, "seconds": dt}
-        if d.device.startswith("cuda"):
-            record["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9  # this process's peak so far
+    saved = start if resume and start else None  # the step of the last checkpoint in `out`
+    ckpt = out / (sharded.DIR if run.parallel == "fsdp" and d.active else checkpoint.NAME)
+    try:
+        for s in range(start, stop):
+            t0 = time.perf_counter()
+            batch = next(stream)  # first: starting the loader's workers draws from torch's global RNG
+            step_seed(run.seed, s, d.rank)
+            sched = schedule(s)
+            apply_schedule(opt, sched)
+            with autocast(run.amp, d.device):
+                terms = step_fn.loss(batch, s, sched)
+            values = distributed.all_reduce_mean({k: float(v.detach()) for k, v in terms.items()}, d)
+            stop_if_diverged(s, values, ckpt, saved)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            grad_norm = float(clip_per_part(parts, optim_cfg.clip))
+            stop_if_diverged(s, {"grad_norm": grad_norm}, ckpt, saved)
+            opt.step()
+            step_fn.update(s, sched)
+            dt = time.perf_counter() - t0
+            record = {"step": s, **values, "grad_norm": grad_norm, "lr": sched.lr,
+                      "weight_decay": sched.weight_decay, "momentum": sched.momentum,
+                      "teacher_temp": sched.teacher_temp, "images_per_s": run.batch / dt, "seconds": dt}
+            if d.device.startswith("cuda"):
+                record["gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9  # this process's peak so far
+            if d.main:
+                with rundir.writing(out / NAME):
+                    log.write(record)
+                bar.update(s, record, step_fn.terms)
+                monitor.check(s, record)
+            if (s + 1) % run.checkpoint_every == 0 or s + 1 == stop:
+                save(out, s + 1, config, step_fn, opt, run, d)
+                saved = s + 1
+        exported = step_fn.export(out) if stop > start else []
+    finally:
         if d.main:
-            log.write(record)
-            bar.update(s, record, step_fn.terms)
-            monitor.check(s, record)
-        if (s + 1) % run.checkpoint_every == 0 or s + 1 == stop:
-            save(out, s + 1, config, step_fn, opt, run, d)
-    exported = step_fn.export(out) if stop > start else []
-    if d.main:
-        bar.close()
-        log.close()
+            bar.close()
+            log.close()
     return Result(stop, record, time.perf_counter() - t_start, exported)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from edgedino.atomic import atomic_path
+from edgedino.errors import EdgeDinoError
 
 NAME = "metrics.jsonl"
 
@@ -17,12 +18,29 @@ class MetricsLog:
 
     def __init__(self, out: Path, start: int):
         self.path = Path(out) / NAME
-        kept = []
-        if self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] < start]
+        kept = [ln for ln, record in self.records() if record["step"] < start]
         with atomic_path(self.path) as tmp:
             tmp.write_text("".join(ln + "\n" for ln in kept))
         self.file = self.path.open("a")
+
+    def records(self) -> list[tuple[str, dict]]:
+        """(line, record) of each step logged so far; a last line cut short by a killed run or a full disk is
+        dropped with a note, any other line that is not a step's record is an error naming it."""
+        lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()] if self.path.exists() else []
+        out = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                step = record["step"] if isinstance(record, dict) else None
+            except (json.JSONDecodeError, KeyError):
+                step = None
+            if isinstance(step, int):
+                out.append((line, record))
+            elif number == len(lines) and not line.endswith("}"):
+                print(f"note: {self.path}: dropped its last line, cut short when the run stopped", file=sys.stderr)
+            else:
+                raise EdgeDinoError(f"{self.path} line {number} is not a step's record: {line[:60]!r}")
+        return out
 
     def write(self, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")

@@ -4,6 +4,8 @@ the heads' last layers in their own groups (lr 0 while frozen), and gradient cli
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -78,7 +80,7 @@ def clip_parts(model: nn.Module) -> list[list[torch.Tensor]]:
 
 def clip_per_part(parts: list[list[torch.Tensor]], max_norm: float) -> float:
     """Clip each part's gradient norm to `max_norm` separately (official: backbone, DINO head, iBOT head each);
-    returns the largest norm before clipping (0 parts: 0)."""
+    returns the largest norm before clipping (0 parts: 0; NaN when any part's norm is not finite)."""
     norms = [float(torch.nn.utils.clip_grad_norm_(ps, max_norm if max_norm > 0 else float("inf")))
              for ps in parts if ps]
-    return max(norms, default=0.0)
+    return max(norms, default=0.0) if all(math.isfinite(n) for n in norms) else math.nan

@@ -7,9 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgedino.errors import ConfigError
-from edgedino.train import checkpoint, distributed, schedules
+from edgedino.train import checkpoint, distributed, metrics, schedules, sharded
 from edgedino.train.config import TrainConfig, config_dict, config_from_dict, fraction
 from edgedino.train.loop import Result, train
+from edgedino.train.ranges import check_ranges
+from edgedino.train.rundir import check_out, run_folder
 
 
 def summary(result: Result, out: Path) -> str:
@@ -25,35 +27,25 @@ def summary(result: Result, out: Path) -> str:
 
 def check_config(cfg: TrainConfig, world: int) -> None:
     """Settings that cannot work, named before any work starts."""
+    check_ranges(cfg)
     if not cfg.data.sources:
         raise ConfigError("no training data: give --data (image folders, videos, list files)")
     if cfg.run.batch % world:
         raise ConfigError(f"run.batch={cfg.run.batch} does not split evenly over {world} processes")
-    if cfg.run.amp not in ("auto", "bf16", "fp32"):
-        raise ConfigError(f"run.amp={cfg.run.amp!r}: use auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32")
-    if cfg.run.total_steps < 1 or cfg.run.checkpoint_every < 1:
-        raise ConfigError("run.total_steps and run.checkpoint_every must be at least 1")
+    if cfg.loss.koleo > 0 and (cfg.loss.koleo_group or cfg.run.batch // world) < 2:
+        raise ConfigError(f"run.batch={cfg.run.batch}: KoLeo compares each image with its nearest neighbour among "
+                          f"its process's images ({world} process(es)); use at least 2 per process (or loss.koleo=0)")
     if cfg.loss.ibot > 0 and get_family(cfg) == "convnext":
         raise ConfigError("iBOT needs a mask token, which ConvNeXt has not: set loss.ibot=0")
     check_recipe(cfg)
 
 
 def check_recipe(cfg: TrainConfig) -> None:
-    """Choices among named options, and settings that exclude each other."""
-    from edgedino.train.parallel import PARALLEL
-    from edgedino.train.schedules import SCALING_RULES
-
-    if cfg.run.parallel not in PARALLEL:
-        raise ConfigError(f"run.parallel={cfg.run.parallel!r}: use {' or '.join(PARALLEL)}")
-    if cfg.optim.scaling_rule not in SCALING_RULES:
-        raise ConfigError(f"optim.scaling_rule={cfg.optim.scaling_rule!r}: use {', '.join(SCALING_RULES)}")
+    """Settings that exclude each other, and crop sides the model's stride must divide (ranges: train/ranges.py)."""
     if cfg.init and cfg.continue_from:
         raise ConfigError("init= starts a new run from weights, continue_from= continues a run: give one of them")
     stride = get_stride(cfg)
     for row in cfg.crops.get("resolutions", ()):
-        if not (isinstance(row, (list, tuple)) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)
-                and row[2] >= 0):
-            raise ConfigError(f"crops.resolutions: each row is [global, local, weight], got {row!r}")
         sides = [row[0], round(row[0] * cfg.gram.teacher_scale)]
         if any(int(v) != v or v % stride for v in sides) or row[1] < stride:
             raise ConfigError(f"crops.resolutions row {row!r}: global and Gram teacher sides must be multiples of "
@@ -121,9 +113,16 @@ def make_transform(cfg: TrainConfig):
     return MultiCrop(crops)
 
 
-def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool) -> Result:
-    """Feed the shared loop: this process's share of each global batch, from the step it starts at."""
+def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool,
+              outputs: list[str]) -> Result:
+    """Check that a step fits in memory, then, in the run folder (`outputs`: the names written there), feed the
+    shared loop: this process's share of each global batch, from the step it starts at."""
     from edgedino.data.loader import DataConfig, make_loader
+    from edgedino.train.memory import check_memory
+
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"max_steps={max_steps}: stop after at least 1 step (None runs the whole schedule)")
+    check_memory(step, cfg, transform, schedules.at(cfg, 0), d)
 
     data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
     per_rank = cfg.run.batch // d.world
@@ -132,9 +131,10 @@ def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | 
         return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
                                 world=d.world, start_step=start))
 
-    return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                 max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps),
-                 continue_from=cfg.continue_from)
+    with run_folder(out, [checkpoint.NAME, sharded.DIR, metrics.NAME, *outputs], d.main):
+        return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
+                     max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps),
+                     continue_from=cfg.continue_from)
 
 
 def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
@@ -146,14 +146,14 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
         check_config(cfg, d.world)
         check_sources(cfg)
         out = Path(out)
+        check_out(out)
         if resume:
             check_resume(cfg, out)
-        out.mkdir(parents=True, exist_ok=True)
         step = SSLStep(cfg, d, init=None if resume else cfg.init)
         if d.main:
             print(f"pretraining {step.student.backbone.cfg.describe()} on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es)), "
                   f"terms {', '.join(step.terms)}", file=sys.stderr)
-        return run_steps(step, cfg, make_transform(cfg), d, out, max_steps, resume)
+        return run_steps(step, cfg, make_transform(cfg), d, out, max_steps, resume, ["backbone.pth"])
     finally:
         distributed.shutdown(d)

@@ -15,7 +15,7 @@ from torch import nn
 
 from edgedino.models import Backbone, create_model, get_config
 from edgedino.train import distributed, parallel
-from edgedino.train.checkpoint import export_backbone
+from edgedino.train.checkpoint import export_backbone, require_finite
 from edgedino.train.config import TrainConfig
 from edgedino.train.ema import ema_update, frozen_copy
 from edgedino.train.heads import DINOHead, HeadShape
@@ -198,6 +198,7 @@ class SSLStep:
             self.student.load_state_dict(obj["teacher"])
         else:
             load_checked(self.student.backbone, read_state_dict(path)[0])
+        require_finite(self.student, f"init={path}")
 
     def continued(self, loaded: set[str]) -> None:
         """After `continue_from` restored the earlier run's modules: a Gram teacher that run did not have starts

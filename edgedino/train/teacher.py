@@ -11,6 +11,7 @@ from torch import nn
 
 from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models import Backbone
+from edgedino.train.checkpoint import require_finite
 from edgedino.train.ema import frozen_copy
 from edgedino.train.heads import DINOHead, HeadShape
 
@@ -72,7 +73,11 @@ def load_teacher(weights: str | None, model: str | None, targets: str, device: s
         backbone = load_backbone(weights, model or (None if weights else "vitl16"))
     if weights is None:
         print(f"note: no --teacher-weights: the teacher ({backbone.cfg.name}) has random weights", file=sys.stderr)
+    require_finite(backbone, f"the teacher {weights}")
     dino, ibot = read_heads(weights, backbone.embed_dim) if targets != "features" else (None, None)
+    for head in (dino, ibot):
+        if head is not None:
+            require_finite(head, f"the teacher {weights}")
     teacher = frozen_copy(Teacher(backbone, dino, ibot)).to(device)
     if targets == "heads" and not teacher.has_heads:
         raise ConfigError(f"distill.targets=heads, but the teacher {weights} has no DINO head (a backbone file, "

@@ -7,13 +7,13 @@ A spec value names the offset of its metadata record; its MIL type gives the ele
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
+from edgedino.runtime.coreml import read_package_spec
 
 SENTINEL = 0xDEADBEEF
 BLOB_VERSION = 2
@@ -26,31 +26,9 @@ SUB_BYTE = {f"UINT{b}": (b, False) for b in range(1, 7)} | {"INT4": (4, True)}
 IMMEDIATE = {"floats": np.float32, "doubles": np.float64, "ints": np.int32, "longInts": np.int64, "bools": np.bool_}
 
 
-def model_files(path: Path) -> tuple[Path, Path]:
-    """(spec file, folder its @model_path refers to) named by the package's Manifest.json."""
-    manifest = path / "Manifest.json"
-    if not manifest.is_file():
-        raise EdgeDinoError(f"{path}: not a Core ML package (no Manifest.json)")
-    try:
-        info = json.loads(manifest.read_text())
-        spec = path / "Data" / info["itemInfoEntries"][info["rootModelIdentifier"]]["path"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise EdgeDinoError(f"{manifest}: unreadable manifest ({type(e).__name__}: {e})") from None
-    if not spec.is_file():
-        raise EdgeDinoError(f"{path}: the manifest names {spec.relative_to(path)}, which is missing")
-    return spec, spec.parent
-
-
 def read_spec(path: Path):
-    """The Model protobuf of the package at `path`."""
-    from coremltools.proto import Model_pb2
-
-    spec_file, _ = model_files(path)
-    spec = Model_pb2.Model()
-    try:
-        spec.ParseFromString(spec_file.read_bytes())
-    except Exception as e:  # protobuf's DecodeError
-        raise EdgeDinoError(f"{spec_file}: not a Core ML model spec ({e})") from None
+    """The Model protobuf of the ML program package at `path`."""
+    spec = read_package_spec(path)
     if spec.WhichOneof("Type") != "mlProgram":
         raise EdgeDinoError(f"{path}: a Core ML {spec.WhichOneof('Type')}, not an ML program")
     return spec

@@ -15,8 +15,9 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export.coreml_interp.ops import OPS
-from edgedino.export.coreml_interp.package import DTYPES, Blobs, constant, model_files, read_spec, shape_of, type_name
+from edgedino.export.coreml_interp.package import DTYPES, Blobs, constant, read_spec, shape_of, type_name
 from edgedino.export.coreml_interp.quant import CONSTEXPR, QUANT
+from edgedino.runtime.coreml import model_files
 
 COMPUTE = {**OPS, **QUANT}
 VARIADIC = ("values",)  # inputs that always take a list of arguments (concat)
@@ -54,13 +55,15 @@ class Step:
 class Program:
     """The main function of the ML program at `path`, ready to run."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, name: str | None = None):
+        """Read every constant now (nothing is read later); messages call the package `name` (default: its own)."""
         self.path = Path(path)
+        self.name = name or self.path.name
         spec = read_spec(self.path)
         self.blobs = Blobs(model_files(self.path)[1])
         fn = spec.mlProgram.functions.get("main")
         if fn is None:
-            raise EdgeDinoError(f"{self.path.name}: the ML program has no main function")
+            raise EdgeDinoError(f"{self.name}: the ML program has no main function")
         block = fn.block_specializations[fn.opset]
         self.inputs = {i.name: (type_name(i.type.tensorType), shape_of(i.type.tensorType)) for i in fn.inputs}
         self.output_names = list(block.outputs)
@@ -71,7 +74,7 @@ class Program:
 
     def _add(self, index: int, op) -> None:
         outputs = [(o.name, type_name(o.type.tensorType), shape_of(o.type.tensorType)) for o in op.outputs]
-        where = f"{self.path.name}: op #{index} {op.type} -> {outputs[0][0] if outputs else '?'}"
+        where = f"{self.name}: op #{index} {op.type} -> {outputs[0][0] if outputs else '?'}"
         if op.type == "const":
             self.consts[outputs[0][0]] = to_declared(constant(op.attributes["val"], self.blobs), outputs[0][1])
             return
@@ -123,7 +126,7 @@ class Program:
             return env[ref]
         if ref in self.consts:
             return self.consts[ref]
-        raise EdgeDinoError(f"{self.path.name}: the program uses {ref!r} before defining it")
+        raise EdgeDinoError(f"{self.name}: the program uses {ref!r} before defining it")
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The program's outputs (float32 arrays) for {input name: array}."""
@@ -145,9 +148,9 @@ class Program:
         env = {}
         for name, (mil_type, shape) in self.inputs.items():
             if name not in feeds:
-                raise EdgeDinoError(f"{self.path.name}: input {name!r} is missing")
+                raise EdgeDinoError(f"{self.name}: input {name!r} is missing")
             if shape is not None and tuple(feeds[name].shape) != shape:
-                raise EdgeDinoError(f"{self.path.name} takes {name} of shape {shape}, got {feeds[name].shape}")
+                raise EdgeDinoError(f"{self.name} takes {name} of shape {shape}, got {feeds[name].shape}")
             env[name] = to_declared(np.asarray(feeds[name]), mil_type)
         for step in self.steps:
             args = dict(step.fixed)

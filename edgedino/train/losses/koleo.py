@@ -30,11 +30,13 @@ def _koleo(x: torch.Tensor, group: int, eps: float) -> torch.Tensor:
     with torch.no_grad():
         dots = x @ everyone.t()
         dots[rows, start + rows] = float("-inf")
+        alone = x.shape[0] < 2
         if group > 0:
             mine = (start + rows) // group
             theirs = torch.arange(everyone.shape[0], device=x.device) // group
             dots[mine[:, None] != theirs[None, :]] = float("-inf")
-        if not torch.isfinite(dots.max(dim=1).values).all():
+            alone = bool((torch.bincount(theirs)[mine] < 2).any())
+        if alone:  # from the shapes, not the values: NaN features are the loss's to report, not a count error
             raise ValueError(f"KoLeo needs at least 2 samples per neighbour set (group {group or 'per process'}, "
                              f"{x.shape[0]} rows here)")
         nearest = dots.argmax(dim=1)
