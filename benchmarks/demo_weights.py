@@ -3,8 +3,8 @@ hundred images (OpenCV samples), scored against random init of the same network.
 
     python benchmarks/pretrain_tiny_cpu.py prepare --shared ../shared/data --work /tmp/demo_bench
     OMP_NUM_THREADS=1 nice -n 10 edgedino pretrain --preset demo-dense \
-        --data /tmp/demo_bench/photos:weight=30 /tmp/demo_bench/frames --out /tmp/demo_bench/demo --max-steps 1500
-    (continue it later: the same command with a larger --max-steps and --resume)
+        --data /tmp/demo_bench/photos:weight=30 /tmp/demo_bench/frames --out /tmp/demo_bench/demo data.workers=0
+    (a run that was stopped continues exactly: the same command with --resume)
     python benchmarks/demo_weights.py report --shared ../shared/data --work /tmp/demo_bench \
         --results benchmarks/results/amd-epyc-2c
     python benchmarks/demo_weights.py ship --work /tmp/demo_bench

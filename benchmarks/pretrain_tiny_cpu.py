@@ -201,8 +201,7 @@ def page(results: Path, before: str, after: str, free_head: Path) -> None:
 PAGE = """# tiny-cpu pretraining: the corrected DINOv3 recipe against the old one, and against random init
 
 Machine: {cpu}, 2 cores ({flags}),
-**shared with other engineers' jobs**: throughput is noisy and step times say nothing about the code. The older
-pages in `../intel-xeon-2c/` were measured on an Intel Xeon.
+**shared with other engineers' jobs**: throughput is noisy and step times say nothing about the code.
 
 | metric | random init (before) | trained, before | random init (after) | trained, after |
 |---|---|---|---|---|
