@@ -87,14 +87,15 @@ No-motion (the first mask copied to every frame) gives J&F {still:.3f} on the sa
 - Network: ViT/8, dim 128, 4 blocks, 4 registers, LayerScale 1.0 (the tiny-cpu architecture), 3.3 MB.
 - Training: `edgedino pretrain --preset demo-dense` (96 px global / 48 px local crops, iBOT weighted 2x, Gram
   anchoring from half-way against a 1.5x undistorted Gram teacher), {steps} steps of 32 images, seed 0, in
-  {seconds:.0f} s of step time on a {cpu} (2 cores shared with other jobs; `nice`, OMP_NUM_THREADS=1).
+  {seconds:.0f} s of step time on {cpu} (2 cores shared with other jobs; `nice`, OMP_NUM_THREADS=1).
 - Data: 7 OpenCV sample photos (short side 256, drawn 30x per epoch) and every 2nd frame of vtest.avi (398 frames,
   short side 192): 405 images. Held out: digits.png (k-NN, linear probe) and messi5, home, butterfly,
   box_in_scene (dense correspondence). The synth:8 tracking sequences are composed from the shipped photos (four
   of which were not trained on) and are not a held-out benchmark: they show the demo model working, nothing more.
 - Tracking: `edgedino benchmark tracking --data synth:8` (label propagation, PyTorch runtime, short side 224,
   1 thread); J, F (DAVIS definitions) and box IoU are means over all objects.
-- Commands: `benchmarks/demo_weights.py` (docstring); the run resumes (`--resume`) to train it further.
+- Commands: `benchmarks/demo_weights.py` (docstring). A run that stops (this one was stopped at step 915 and
+  resumed from its step-900 checkpoint) continues exactly with `--resume`.
 """
 
 
@@ -115,7 +116,9 @@ def ship(work: Path, run: Path) -> None:
               "data": "7 OpenCV sample photos (baboon, basketball1, basketball2, box, fruits, rubberwhale1, "
                       "rubberwhale2; short side 256, drawn 30x per epoch) and every 2nd frame of OpenCV's vtest.avi "
                       "(398 frames, short side 192)",
-              "command": "benchmarks/demo_weights.py (docstring)"}
+              "command": "python benchmarks/pretrain_tiny_cpu.py prepare --shared ../shared/data --work W; "
+                         "OMP_NUM_THREADS=1 edgedino pretrain --preset demo-dense --data W/photos:weight=30 W/frames "
+                         "--out W/demo data.workers=0; python benchmarks/demo_weights.py ship --work W"}
     (DEMO / "demo-vit8-dense.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{DEMO / 'demo-vit8-dense.pth'}: {(DEMO / 'demo-vit8-dense.pth').stat().st_size / 1e6:.1f} MB")
 
