@@ -35,6 +35,8 @@ def test_without_weights_the_commands_use_the_demo_model(image_paths, tmp_path):
     assert "demo model" in r.stderr and "NOT DINOv3" in r.stderr and png.stat().st_size > 0
     info = edgedino("info")
     assert info.returncode == 0 and "demo-vit8" in info.stdout and "NOT DINOv3" in info.stderr
+    license_row = next(line for line in info.stdout.splitlines() if line.startswith("license"))
+    assert "demo model" in license_row and "not DINOv3" in license_row  # not the DINOv3 License of Meta's weights
     named = edgedino("info", "--model", "vit_test")  # a model named without weights stays random
     assert named.returncode == 0 and "random weights" in named.stderr and "demo" not in named.stderr
 
