@@ -70,5 +70,5 @@ def run(args) -> int:
     from edgedino.train.pretrain import pretrain, summary
 
     result = pretrain(config_from_args(args), args.out, args.max_steps, args.resume)
-    print(summary(result, Path(args.out)))
+    print(summary(result))
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from edgedino.errors import EdgeDinoError
 
@@ -21,7 +20,7 @@ def entry(prog: str, description: str, cli, run, summary, argv: list[str]) -> in
         print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
         return e.exit_code
     if result.exported:
-        print(summary(result, Path(args.out)))
+        print(summary(result))
     return 0
 
 

@@ -14,13 +14,13 @@ from edgedino.train.pretrain import check_config, check_resume, check_sources, m
 from edgedino.train.rundir import check_out
 
 
-def summary(result: Result, out: Path) -> str:
+def summary(result: Result) -> str:
     """The table printed at the end of a run: every student's last loss terms and its backbone file."""
     f = result.final
     rows = [("steps done", str(result.steps_done)), ("wall time", f"{result.seconds:.0f} s")]
     rows += [(k, f"{v:.4f}") for k, v in f.items() if k == "loss" or "." in k]
     rows += [("images/s (last step)", f"{f['images_per_s']:.1f}")] if f else []
-    rows += [("checkpoint", str(out / "checkpoint.pth"))] + [("student", str(p)) for p in result.exported]
+    rows += [("checkpoint", str(result.checkpoint))] + [("student", str(p)) for p in result.exported]
     return "\n".join(f"{k:<22} {v}" for k, v in rows)
 
 

@@ -51,6 +51,7 @@ class Result:
     final: dict  # the last step's metrics
     seconds: float
     exported: list[Path]
+    checkpoint: Path  # checkpoint.pth, or the sharded checkpoint.dcp folder of an FSDP run
 
 
 def step_seed(seed: int, step: int, rank: int) -> None:
@@ -166,4 +167,4 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
         if d.main:
             bar.close()
             log.close()
-    return Result(stop, record, time.perf_counter() - t_start, exported)
+    return Result(stop, record, time.perf_counter() - t_start, exported, ckpt)

@@ -14,14 +14,14 @@ from edgedino.train.ranges import check_ranges
 from edgedino.train.rundir import check_out, run_folder
 
 
-def summary(result: Result, out: Path) -> str:
+def summary(result: Result) -> str:
     """The table printed at the end of a run."""
     f = result.final
     rows = [("steps done", str(result.steps_done)), ("wall time", f"{result.seconds:.0f} s")]
     rows += [(k, f"{f[k]:.4f}") for k in ("loss", "dino", "ibot", "koleo", "gram", "teacher_entropy",
                                           "feature_std") if k in f]
     rows += [("images/s (last step)", f"{f['images_per_s']:.1f}")] if f else []
-    rows += [("checkpoint", str(out / checkpoint.NAME))] + [("backbone", str(p)) for p in result.exported]
+    rows += [("checkpoint", str(result.checkpoint))] + [("backbone", str(p)) for p in result.exported]
     return "\n".join(f"{k:<22} {v}" for k, v in rows)
 
 
