@@ -49,7 +49,8 @@ def test_fsdp_two_processes_equal_one_and_resume_from_shards_exactly(data, tmp_p
 
     head = ["pretrain", "--preset", "tiny-cpu", "--data", data]
     run(*head, "--out", str(tmp_path / "one"), "--max-steps", "4", *FAST)
-    run(*head, "--out", str(tmp_path / "fsdp"), "--max-steps", "4", *FAST, *SCALE, procs=2)
+    done = run(*head, "--out", str(tmp_path / "fsdp"), "--max-steps", "4", *FAST, *SCALE, procs=2)
+    assert f"checkpoint             {tmp_path / 'fsdp' / 'checkpoint.dcp'}" in done.stdout  # the file it wrote
     one, fsdp = records(tmp_path / "one"), records(tmp_path / "fsdp")
     assert [r["step"] for r in fsdp] == [0, 1, 2, 3]
     for ra, rb in zip(one, fsdp, strict=True):
