@@ -62,11 +62,11 @@ def perturb():
 def official_state():
     """A function: (preset key in official_keys.json, model) -> the state dict with exactly the names, shapes and
     order that the official code's state_dict() has, filled with the model's tensors (aliases share them)."""
-    from edgedino.official_layout import ALIASES
+    from edgedino.models import get_family
 
     def build(preset: str, model) -> dict:
         own = model.state_dict()
-        aliases = ALIASES[model.cfg.family]
+        aliases = get_family(model.cfg.family).aliases
         sd = {name: own[aliases.get(name, name)].clone() for name, _ in OFFICIAL_KEYS[preset]}
         assert {k: list(v.shape) for k, v in sd.items()} == dict(map(tuple, OFFICIAL_KEYS[preset]))
         return sd

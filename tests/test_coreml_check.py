@@ -17,10 +17,10 @@ from coremltools.converters.mil import Builder as mb
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
 from edgedino.export import verify
-from edgedino.export.coreml import CoreMLTarget, _compress_weights, _set_metadata
-from edgedino.export.coreml_check import INTERPRETER, InterpreterRuntime
-from edgedino.export.coreml_interp import Program
-from edgedino.export.coreml_interp.package import Blobs, read_spec, type_name
+from edgedino.export.coreml.convert import CoreMLTarget, _compress_weights, _set_metadata
+from edgedino.export.coreml.interpreter import Program
+from edgedino.export.coreml.interpreter.package import Blobs, read_spec, type_name
+from edgedino.export.coreml.numeric_check import INTERPRETER, InterpreterRuntime
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import PRECISIONS, THRESHOLDS, ExportSpec
@@ -314,7 +314,7 @@ def test_a_weight_with_a_wrong_declared_shape_is_an_error(package, tmp_path):
 def test_interpreter_runs_without_torch(package):
     _, path = package("vit_test", (64, 64), "fp16")
     code = ("import sys; sys.modules['torch'] = None; import numpy as np; "
-            "from edgedino.export.coreml_check import InterpreterRuntime; "
+            "from edgedino.export.coreml.numeric_check import InterpreterRuntime; "
             f"r = InterpreterRuntime({str(path)!r}); out = r.run(np.ones(r.input_shape, np.float32)); "
             "print(r.metadata['precision'], sorted(out), out['patch_tokens'].shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

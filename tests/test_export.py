@@ -16,7 +16,7 @@ import onnx
 import pytest
 
 from edgedino.export import THRESHOLDS, export
-from edgedino.export.coreml_check import INTERPRETER
+from edgedino.export.coreml.numeric_check import INTERPRETER
 from edgedino.export.recipe import load_recipe
 from edgedino.export.target import all_targets, get_target
 from edgedino.export.verify import compare

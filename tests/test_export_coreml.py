@@ -12,8 +12,8 @@ import torch
 import edgedino.runtime
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
-from edgedino.export.coreml import CoreMLTarget, embedded_metadata
-from edgedino.export.coreml_calib import run_program
+from edgedino.export.coreml.calibration import run_program
+from edgedino.export.coreml.convert import CoreMLTarget, embedded_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import PRECISIONS, ExportSpec
 from edgedino.export.target import Conversion
@@ -137,7 +137,7 @@ def test_calibration_evaluator_reproduces_the_module(name, image_batch):
     computes."""
     import coremltools as ct
 
-    from edgedino.export.coreml import _to_mil
+    from edgedino.export.coreml.convert import _to_mil
 
     conv = make_conversion(name, (64, 96), "fp32", None)
     x = image_batch((64, 96))[:1]
@@ -154,7 +154,7 @@ def test_int8_of_a_small_layerscale_model_passes_parity_in_the_interpreter(conve
     the cls token away (vit_test cls cosine 0.94) or overflow float16 after coremltools rescaled them
     (convnext_test patch cosine 0.66, inf in the program)."""
     from edgedino.export import verify
-    from edgedino.export.coreml_check import InterpreterRuntime
+    from edgedino.export.coreml.numeric_check import InterpreterRuntime
     from edgedino.export.spec import THRESHOLDS
 
     scales = [p.abs().max().item() for n, p in create_model(name).named_parameters() if n.endswith("gamma")]
@@ -196,8 +196,8 @@ def test_a_tiny_input_exports_every_precision_and_tokens_are_not_weights(tmp_pat
     import coremltools as ct
 
     from edgedino.export import export
-    from edgedino.export.coreml import MIN_WEIGHT_SIZE, WEIGHT_INPUTS
-    from edgedino.export.coreml_consts import main_ops, size, uses, weight_names
+    from edgedino.export.coreml.constants import main_ops, size, uses, weight_names
+    from edgedino.export.coreml.convert import MIN_WEIGHT_SIZE, WEIGHT_INPUTS
 
     result = export("coreml", model="vit_test", precisions=list(PRECISIONS), imgsz=32, out=tmp_path,
                     log=lambda line: None)

@@ -18,9 +18,8 @@ import torch
 from edgedino import create_model, load_backbone, save_backbone
 from edgedino.checkpoints import check_keys, official_state_dict, read_teacher
 from edgedino.errors import CheckpointError
-from edgedino.models import match_preset
+from edgedino.models import get_family, match_preset
 from edgedino.models.infer import infer_config
-from edgedino.official_layout import ALIASES
 from edgedino.train.heads import HeadShape
 from edgedino.train.teacher import read_heads
 
@@ -56,7 +55,7 @@ def test_official_key_list_both_ways(key):
         net = create_model(cfg)
     ours = [[k, list(v.shape)] for k, v in official_state_dict(net).items()]
     assert ours == OFFICIAL_KEYS[key]
-    loadable = {k: v for k, v in sd.items() if k not in ALIASES[cfg.family]}
+    loadable = {k: v for k, v in sd.items() if k not in get_family(cfg.family).aliases}
     check_keys(net, loadable)  # loading: nothing missing, nothing extra, every shape right
     with pytest.raises(CheckpointError, match="unexpected key 'extra.weight'"):
         check_keys(net, {**loadable, "extra.weight": torch.empty(1, device="meta")})

@@ -40,10 +40,3 @@ def versions() -> dict:
 
 def describe() -> dict:
     return {"cpu": cpu(), "os": f"{platform.system()} {platform.release()}", "machine": platform.machine()}
-
-
-def machine_id(info: dict) -> str:
-    """A folder name for results: CPU model and core count, e.g. 'intel-xeon-processor-2c'."""
-    words = "".join(c if c.isalnum() else " " for c in info["cpu"]["model"].lower()).split()
-    words = [w for w in words if w not in ("r", "tm", "cpu", "processor", "with")][:4]
-    return "-".join(words + [f"{info['cpu']['cores']}c"])

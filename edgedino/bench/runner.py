@@ -18,12 +18,11 @@ from edgedino.bench.peak import gemm_gmacs
 from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
 from edgedino.export.verify import cosines
-from edgedino.runtime.base import unavailable_reason
+from edgedino.runtime.formats import FORMATS
 from edgedino.runtime.frames import model_inputs, read_frames, sample_images
 from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
 
 VERIFY_IMAGES = 8
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "coreml": ".mlpackage"}
 
 
 @dataclass
@@ -152,7 +151,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
            "features": str(tmp / "features.npz"), "path": None}
     try:
         if target not in BASELINES:
-            reason = unavailable_reason(SUFFIX.get(target, ""))
+            reason = FORMATS[target].unavailable()
             if reason:
                 raise EdgeDinoError(f"not measurable here: {reason}")
             result, row.cached = cache.artifact(model, weights, target, precision, size, batch, suite.calib,
@@ -163,7 +162,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
                 return row
             if result.status == "verify-failed":
                 row.status, row.reason = "verify-failed", result.message
-            job["backend"], job["path"] = "artifact", result.path
+            job.update(backend="artifact", path=result.path, runtime=FORMATS[target].runtime)
         else:
             row.size_mb = weights.stat().st_size / 1e6
         fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)

@@ -37,7 +37,7 @@ def _torch_runner(job: dict):
 def _artifact_runner(job: dict):
     from edgedino.runtime import load
 
-    return load(job["path"], threads=job["threads"]).run
+    return load(job["path"], threads=job["threads"], module=job.get("runtime")).run
 
 
 def measure(job: dict) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sys
 
+from edgedino.bench.suite import BASELINES
 from edgedino.cli.common import add_command
+from edgedino.runtime.formats import target_names
 
 
 def _list(text: str | None, cast=str):
@@ -47,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
     p.add_argument("--model", help="comma-separated presets (default vits16); tracking also takes artifact files")
     p.add_argument("--weights", help="weights file or folder for the model (default: seeded random weights)")
-    p.add_argument("--targets", help="torch, torch.compile, onnx, openvino, tflite, coreml; comma-separated")
+    p.add_argument("--targets", help=f"{', '.join(BASELINES)}, {target_names()}; comma-separated")
     p.add_argument("--precision", help="comma-separated precisions of the export targets (default fp32,int8)")
     p.add_argument("--imgsz", help="comma-separated sizes, N or HxW (default 224)")
     p.add_argument("--threads", help="comma-separated thread counts (default 2)")

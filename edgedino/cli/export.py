@@ -9,9 +9,10 @@ from edgedino.atomic import check_output
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
 from edgedino.export.spec import INPUT_FORMATS, PRECISION_HELP, PRECISIONS, THRESHOLDS
+from edgedino.runtime.formats import DEFAULT_TARGET, target_names
 
 STATUS = {"ok": "✅", "verify-failed": "❎", "export-failed": "❌", "unverified": "➖"}
-DEFAULTS = {"target": ["onnx"], "precision": ["fp32"], "imgsz": "224", "calib": None, "calib_size": 32,
+DEFAULTS = {"target": [DEFAULT_TARGET], "precision": ["fp32"], "imgsz": "224", "calib": None, "calib_size": 32,
             "input_format": "float32", "options": {}, "model": None}
 
 
@@ -32,7 +33,7 @@ def register(sub) -> None:
             edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
         """,
     )
-    p.add_argument("--target", help="onnx, openvino, coreml, tflite or all; comma-separated for several")
+    p.add_argument("--target", help=f"{target_names()} or all; comma-separated for several")
     add_model_args(p)
     p.add_argument("--head", help="a head file from 'edgedino head train': backbone + head as one artifact with a "
                                   "'logits' output (classify (B, C); segment (B, h, w, C) at the patch grid), "
@@ -134,7 +135,7 @@ def print_table(result) -> None:
         print("  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip())
     print("✅ verified in its runtime · ❎ below its parity threshold (kept) · ❌ export failed · "
           "➖ no runtime here: static checks only")
-    from edgedino.export.coreml_check import INTERPRETER
+    from edgedino.export.coreml.numeric_check import INTERPRETER
 
     interpreted = sorted({a.target for a in result.artifacts if any(p.get("runtime") == INTERPRETER for p in a.parity)})
     if interpreted:

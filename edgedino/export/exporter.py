@@ -23,6 +23,7 @@ from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
 from edgedino.export.target import Conversion, Target, all_targets, get_target
+from edgedino.runtime.formats import DEFAULT_TARGET
 from edgedino.runtime.frames import model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
@@ -123,7 +124,7 @@ def check_finite(*modules) -> None:
 
 
 def export(
-    targets: list[str] | str = "onnx",
+    targets: list[str] | str = DEFAULT_TARGET,
     model: str | None = None,
     weights: str | None = None,
     precisions: list[str] | str = "fp32",

@@ -88,7 +88,6 @@ def _finish(path: Path, metadata: dict) -> None:
 @register
 class OnnxTarget(Target):
     name = "onnx"
-    suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("onnx", "onnxscript", "onnxruntime")
     dynamic_shapes = True

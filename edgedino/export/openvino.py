@@ -50,7 +50,6 @@ def _int8_weights(model):
 @register
 class OpenVINOTarget(Target):
     name = "openvino"
-    suffix = ".xml"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("openvino", "nncf")
 
@@ -68,9 +67,6 @@ class OpenVINOTarget(Target):
         conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
         model.set_rt_info(json.dumps(conv.metadata), [METADATA_KEY])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
-
-    def check_destination(self, final: Path) -> None:
-        openvino_pair.check_destination(final)
 
     def publish(self, staged: Path, final: Path) -> None:
         """The .bin first, as a superset the published .xml can still read, then the .xml (see openvino_pair)."""

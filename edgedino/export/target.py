@@ -1,7 +1,7 @@
 """The contract each export target fulfils, and the registry targets add themselves to.
 
-A target module (onnx.py, openvino.py, coreml.py, tflite.py) defines one Target subclass and registers
-it; nothing outside that module knows how the target converts.
+A target module (the `exporter` of a row in edgedino.runtime.formats) defines one Target subclass and registers
+it; nothing outside that module knows how the target converts. Suffix and layout come from the format's row.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from edgedino.atomic import check_output, publish
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, ExportSpec
+from edgedino.runtime.formats import FORMATS, Format, format_of
 
 
 @dataclass
@@ -38,14 +39,26 @@ class Conversion:
 
 
 class Target:
-    name: str = ""
-    suffix: str = ""  # artifact file (or folder) suffix
-    folder: bool = False  # the artifact is a folder (a package), not a file
+    name: str = ""  # the name of its row in FORMATS
     precisions: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # import names the conversion needs
     extra: str = "export"  # the pip extra that installs them
     input_formats: tuple[str, ...] = INPUT_FORMATS
     dynamic_shapes: bool = False  # can export a dynamic batch
+
+    @property
+    def format(self) -> Format:
+        return FORMATS[self.name]
+
+    @property
+    def suffix(self) -> str:
+        """The artifact's file (or package folder) suffix."""
+        return self.format.suffix
+
+    @property
+    def folder(self) -> bool:
+        """The artifact is a package folder, not a file."""
+        return self.format.folder
 
     def available(self) -> str | None:
         """None when the converter is installed; else what is missing and how to install it."""
@@ -66,6 +79,8 @@ class Target:
     def check_destination(self, final: Path) -> None:
         """Refuse (EdgeDinoError) before any work if publishing at `final` would destroy something not ours."""
         check_output(final, is_dir=self.folder, ours=self.ours)
+        for side in self.format.side_files:
+            check_output(final.with_suffix(side))
 
     def publish(self, staged: Path, final: Path) -> None:
         """Move the staged artifact to `final` in one step: a reader sees the old artifact or the new one."""
@@ -121,30 +136,35 @@ def register(cls: type[Target]) -> type[Target]:
 
 
 def all_targets() -> dict[str, Target]:
-    """Every target, each module imported so that it has registered itself."""
-    from edgedino.export import coreml, onnx, openvino, tflite  # noqa: F401
-
-    return TARGETS
+    """Every target, in the order of the formats table, each module imported so that it has registered itself."""
+    for fmt in FORMATS.values():
+        if fmt.name not in TARGETS:
+            importlib.import_module(fmt.exporter)
+        if fmt.name not in TARGETS:
+            raise EdgeDinoError(f"{fmt.exporter} registers no target named {fmt.name!r}")
+    return {name: TARGETS[name] for name in FORMATS}
 
 
 def get_target(name: str) -> Target:
-    if name not in all_targets():
+    targets = all_targets()
+    if name not in targets:
         import difflib
 
-        near = difflib.get_close_matches(name, TARGETS, n=1)
+        near = difflib.get_close_matches(name, targets, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(TARGETS)}, all)")
-    return TARGETS[name]
+        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(targets)}, all)")
+    return targets[name]
 
 
 def artifact_runtimes(path: Path) -> tuple[Target, list, dict]:
     """The target that made an artifact, the runtimes this machine runs it in, and its edgedino metadata."""
     if not path.exists():
         raise EdgeDinoError(f"artifact not found: {path}")
-    target = next((t for t in all_targets().values() if path.name.endswith(t.suffix)), None)
-    if target is None:
-        suffixes = ", ".join(t.suffix for t in all_targets().values())
+    fmt = format_of(path)
+    if fmt is None:
+        suffixes = ", ".join(f.suffix for f in FORMATS.values())
         raise EdgeDinoError(f"{path}: not an artifact edgedino exports (suffixes: {suffixes})")
+    target = all_targets()[fmt.name]
     runtimes = target.runtimes(path)
     return target, runtimes, runtimes[0][1].metadata
 

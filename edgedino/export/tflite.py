@@ -137,7 +137,6 @@ def _converter_versions() -> dict[str, str]:
 @register
 class TfliteTarget(Target):
     name = "tflite"
-    suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
 

@@ -48,20 +48,6 @@ def require_head(metadata: dict, path_name: str, task: str) -> HeadInfo:
     return head
 
 
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Probabilities from logits, numerically stable."""
-    z = logits - logits.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def top_class(logits: np.ndarray, classes: tuple[str, ...]) -> tuple[str, float]:
-    """One image's (C,) logits -> (class name, probability)."""
-    p = softmax(logits.astype(np.float64))
-    i = int(p.argmax())
-    return classes[i], float(p[i])
-
-
 def segment_mask(logits: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """One image's (h, w, C) patch-grid logits -> (H, W) class indices, logits upsampled bilinearly first."""
     import cv2

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.export.coreml_consts import input_names, main_ops, uses
+from edgedino.export.coreml.constants import input_names, main_ops, uses
 from edgedino.export.target import Conversion
 from edgedino.runtime.base import METADATA_KEY
 
@@ -82,7 +82,7 @@ def _weights(ops, weight_inputs: dict) -> dict:
 def stored_precision(path: Path, weight_inputs: dict) -> str:
     """The precision a package's ops and weights show: palettize4 (look-up tables), int8 (activations quantized),
     int8-weights (int8 weights only), fp16 or fp32 (the type of its float weights)."""
-    from edgedino.export.coreml_interp.package import read_spec
+    from edgedino.export.coreml.interpreter.package import read_spec
 
     ops = main_ops(read_spec(path))
     kinds = {op.type for op in ops}
@@ -170,7 +170,7 @@ def _check_activations(ops, precision: str) -> str:
 
 def _check_rope(spec, path: Path, conv: Conversion) -> str:
     """The RoPE sin/cos tables must be stored as plain float constants, not compressed."""
-    from edgedino.export.coreml_interp.package import Blobs, constant, shape_of
+    from edgedino.export.coreml.interpreter.package import Blobs, constant, shape_of
     from edgedino.runtime.coreml import model_files
 
     rope = getattr(conv.module.backbone, "rope_embed", None)

@@ -2,8 +2,8 @@
 
 Only conv/linear/matmul weights are compressed, never other constants such as the RoPE sin/cos tables.
 Core ML cannot run on Linux, so edgedino's reference interpreter of the ML program does what Core ML would:
-it measures int8 activation ranges (edgedino.export.coreml_calib) instead of coremltools' calibration, which
-needs macOS, and checks every saved package numerically against PyTorch (edgedino.export.coreml_check).
+it measures int8 activation ranges (edgedino.export.coreml.calibration) instead of coremltools' calibration, which
+needs macOS, and checks every saved package numerically against PyTorch (edgedino.export.coreml.numeric_check).
 
 int8 quantizes the activations that enter conv and linear only, as the ONNX, OpenVINO and TFLite targets do;
 the residual adds stay float16. coremltools would also quantize `add`, which breaks models whose LayerScale is
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from edgedino.errors import EdgeDinoError
-from edgedino.export.coreml_calib import activation_ranges
-from edgedino.export.coreml_checks import check_package, stored_precision
-from edgedino.export.coreml_consts import weight_names
+from edgedino.export.coreml.calibration import activation_ranges
+from edgedino.export.coreml.constants import weight_names
+from edgedino.export.coreml.static_checks import check_package, stored_precision
 from edgedino.export.spec import PRECISIONS
 from edgedino.export.target import Conversion, Target, register
 from edgedino.runtime.base import METADATA_KEY
@@ -45,11 +45,9 @@ QUANTIZED_OPS = ("conv", "linear")
 @register
 class CoreMLTarget(Target):
     name = "coreml"
-    suffix = ".mlpackage"
     precisions = PRECISIONS
     packages = ("coremltools",)
     input_formats = ("float32",)  # Core ML has no uint8 tensors; camera frames would need an ImageType input
-    folder = True
 
     def ours(self, path: Path) -> bool:
         """An .mlpackage with edgedino metadata: an earlier export, which a new one may replace."""
@@ -77,7 +75,7 @@ class CoreMLTarget(Target):
 
     def runtimes(self, path: Path) -> list:
         """The reference interpreter of the ML program on every OS, and Apple's runtime as well on macOS."""
-        from edgedino.export.coreml_check import runtimes
+        from edgedino.export.coreml.numeric_check import runtimes
 
         return runtimes(path)
 

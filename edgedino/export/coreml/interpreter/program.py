@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.errors import EdgeDinoError
-from edgedino.export.coreml_interp.ops import OPS
-from edgedino.export.coreml_interp.package import DTYPES, Blobs, constant, read_spec, shape_of, type_name
-from edgedino.export.coreml_interp.quant import CONSTEXPR, QUANT
+from edgedino.export.coreml.interpreter.ops import OPS
+from edgedino.export.coreml.interpreter.package import DTYPES, Blobs, constant, read_spec, shape_of, type_name
+from edgedino.export.coreml.interpreter.quant import CONSTEXPR, QUANT
 from edgedino.runtime.coreml import model_files
 
 COMPUTE = {**OPS, **QUANT}

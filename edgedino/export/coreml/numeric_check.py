@@ -1,6 +1,6 @@
 """Numeric checks of Core ML packages on any OS: the reference interpreter everywhere, Apple's runtime on macOS.
 
-Torch-free. The interpreter (edgedino.export.coreml_interp) evaluates the saved ML program op by op in numpy, so
+Torch-free. The interpreter (edgedino.export.coreml.interpreter) evaluates the saved ML program op by op in numpy, so
 Linux and Linux CI get the same per-output parity as the other targets; on macOS MLModel.predict is checked too,
 which also checks the interpreter against Apple's runtime.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.export.coreml_interp import Program
+from edgedino.export.coreml.interpreter import Program
 from edgedino.runtime.base import Runtime
 from edgedino.runtime.coreml import read_metadata, read_snapshot
 

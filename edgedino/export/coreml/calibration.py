@@ -1,5 +1,5 @@
 """Activation ranges for Core ML int8 on Linux, where Core ML cannot run: the MIL program, saved as it is, is
-evaluated by edgedino's reference interpreter (edgedino.export.coreml_interp) on the calibration images.
+evaluated by edgedino's reference interpreter (edgedino.export.coreml.interpreter) on the calibration images.
 
 Ranges therefore come from the program's own arithmetic (float16 where it computes in float16). Torch-free.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgedino.export.coreml_interp import Program
+from edgedino.export.coreml.interpreter import Program
 
 if TYPE_CHECKING:
     from coremltools.converters.mil.mil import Program as MILProgram
