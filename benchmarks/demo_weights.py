@@ -104,7 +104,7 @@ def ship(work: Path, run: Path) -> None:
     from dataclasses import replace
 
     from edgedino.checkpoints import load_backbone, save_backbone
-    from edgedino.train.checkpoint import load_checkpoint
+    from edgedino.train.run_state import load_checkpoint
 
     state = load_checkpoint(run)
     net = load_backbone(run / "backbone.pth")

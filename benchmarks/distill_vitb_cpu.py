@@ -112,10 +112,10 @@ def measure(work: Path) -> dict:
     import torch.nn.functional as F
 
     from edgedino.train import distributed
-    from edgedino.train.checkpoint import load_checkpoint
-    from edgedino.train.distill import DistillStep
     from edgedino.train.distill_config import config_from_dict
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.losses.feature import patch_cosine
+    from edgedino.train.run_state import load_checkpoint
     from edgedino.train.teacher import load_teacher
 
     torch.set_grad_enabled(False)

@@ -65,9 +65,9 @@ def random_init(run: Path, out: Path) -> Path:
     """The run's starting weights: the same seed and model as step 0 of the run."""
     import torch
 
-    from edgedino.train.checkpoint import export_backbone, load_checkpoint
     from edgedino.train.config import config_from_dict
-    from edgedino.train.ssl import build_backbone
+    from edgedino.train.pretrain_step import build_backbone
+    from edgedino.train.run_state import export_backbone, load_checkpoint
 
     cfg = config_from_dict(load_checkpoint(run)["config"])
     torch.manual_seed(cfg.run.seed)
@@ -141,9 +141,9 @@ def collapse(records: list[dict], ln_k: float, after: int) -> dict:
 
 def report(shared: Path, work: Path, results: Path, run: Path, name: str) -> None:
     from edgedino.bench.machine import cpu, versions
-    from edgedino.train.checkpoint import load_checkpoint
     from edgedino.train.config import config_from_dict, fraction
     from edgedino.train.metrics import read_metrics
+    from edgedino.train.run_state import load_checkpoint
 
     records = read_metrics(run)
     cfg = config_from_dict(load_checkpoint(run)["config"])

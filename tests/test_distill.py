@@ -39,7 +39,7 @@ def batch_for(cfg, kind: str, teacher_side: int, n: int = 4) -> dict:
     """Crops of the shipped photos as the loader would stack them."""
     from edgedino.runtime.frames import sample_images
     from edgedino.runtime.preprocess import read_image
-    from edgedino.train.distill_run import make_distill_transform
+    from edgedino.train.distill import make_distill_transform
 
     crops = make_distill_transform(cfg, kind, teacher_side)
     items = [crops(read_image(p), np.random.default_rng(i)) for i, p in enumerate(sample_images()[:n])]
@@ -48,7 +48,7 @@ def batch_for(cfg, kind: str, teacher_side: int, n: int = 4) -> dict:
 
 def feature_step(teacher_net, cfg):
     from edgedino.train import distributed
-    from edgedino.train.distill import DistillStep
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.ema import frozen_copy
     from edgedino.train.teacher import Teacher
 
@@ -83,7 +83,7 @@ def test_feature_loss_is_zero_for_a_copy_of_the_teacher_and_positive_otherwise(m
 def test_projections_map_each_student_onto_the_teacher_width(student, teacher, projected):
     from edgedino import create_model
     from edgedino.models import get_config
-    from edgedino.train.distill import FeatureStudent
+    from edgedino.train.distill_step import FeatureStudent
 
     width = get_config(teacher).embed_dim
     net = FeatureStudent(create_model(student), width).eval()
@@ -119,7 +119,7 @@ def test_teacher_grid_is_aligned_to_the_convnext_grid():
 def test_the_teacher_really_sees_twice_the_resolution(perturb):
     from edgedino import create_model
     from edgedino.train import schedules
-    from edgedino.train.distill_run import teacher_size
+    from edgedino.train.distill import teacher_size
 
     seen, values = [], {}
     for scale in (1, 2):
@@ -251,9 +251,9 @@ def test_head_targets_in_process_unmasked_students_and_ibot_for_convnext(perturb
     global pairs, and iBOT scores the mask-drawn patches for ViT and ConvNeXt students alike."""
     from edgedino import create_model
     from edgedino.train import distributed, schedules
-    from edgedino.train.distill import DistillStep
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.ema import frozen_copy
-    from edgedino.train.heads import DINOHead, HeadShape
+    from edgedino.train.projection_heads import DINOHead, HeadShape
     from edgedino.train.teacher import Teacher
 
     cfg = tiny_config("distill.students=[vit_test, convnext_test]")

@@ -77,7 +77,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     from edgedino.train import distributed
     from edgedino.train.config import load_config, preset_path
     from edgedino.train.parallel import blocks, enable_checkpointing
-    from edgedino.train.ssl import SSLModel, build_backbone
+    from edgedino.train.pretrain_step import SSLModel, build_backbone
 
     cfg = load_config(preset_path("tiny-cpu"), ["model.arch.rope_rescale=null"])
     assert distributed.Dist().world == 1
@@ -103,9 +103,9 @@ def test_activation_checkpointing_gives_the_same_gradients():
 def teacher_checkpoint(tmp_path_factory, perturb):
     """A training checkpoint with DINO and iBOT heads of their own sizes (a 2-block ViT/16 of width 96)."""
     from edgedino.models import ViTConfig, create_model
-    from edgedino.train.checkpoint import save_checkpoint
     from edgedino.train.config import load_config, preset_path
-    from edgedino.train.ssl import SSLModel
+    from edgedino.train.pretrain_step import SSLModel
+    from edgedino.train.run_state import save_checkpoint
 
     cfg = load_config(preset_path("tiny-cpu"), ["heads.dino.out_dim=48", "heads.dino.hidden=64",
                                                 "heads.dino.bottleneck=16", "heads.ibot.out_dim=32"])
@@ -130,8 +130,8 @@ def test_distillation_with_a_sharded_teacher_equals_one_process(data, teacher_ch
 
 def test_teacher_in_bf16_without_gradients(teacher_checkpoint):
     from edgedino.train import distributed
+    from edgedino.train.distill import place_teacher
     from edgedino.train.distill_config import load_config, preset_path
-    from edgedino.train.distill_run import place_teacher
     from edgedino.train.teacher import load_teacher
 
     teacher, kind = load_teacher(str(teacher_checkpoint), None, "auto", "cpu")

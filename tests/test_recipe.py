@@ -104,7 +104,7 @@ def test_gram_stage_ramp_and_refresh_cap():
 
 def _tiny_step(*overrides: str):
     from edgedino.train import distributed
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     return SSLStep(load_config(preset_path("tiny-cpu"), ["model.arch.depth=1", *overrides]), distributed.Dist())
 
@@ -238,7 +238,7 @@ def test_high_res_steps_take_every_resolution_pair():
     (cut as the official patch embedding cuts it: 40 px -> 32), the Gram teacher at 1.5x, undistorted."""
     from edgedino.runtime.frames import sample_images
     from edgedino.runtime.preprocess import read_image
-    from edgedino.train.pretrain import make_transform
+    from edgedino.train.run import make_transform
 
     step = _tiny_step("crops.resolutions=[[64, 40, 1], [96, 32, 1]]", "gram.teacher_scale=1.5", "gram.start=0",
                       "gram.warmup=0", "run.batch=4")

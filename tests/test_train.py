@@ -80,7 +80,7 @@ def test_exponent_numbers_are_floats_everywhere():
 
 def test_layer_decay_and_weight_decay_groups():
     from edgedino.train.optim import param_groups
-    from edgedino.train.ssl import SSLModel, build_backbone
+    from edgedino.train.pretrain_step import SSLModel, build_backbone
 
     cfg = load_config(preset_path("tiny-cpu"))
     model = SSLModel(build_backbone(cfg), cfg)
@@ -273,7 +273,7 @@ def _batch(cfg, n: int = 4) -> dict:
 
     from edgedino.runtime.frames import sample_images
     from edgedino.runtime.preprocess import read_image
-    from edgedino.train.pretrain import make_transform
+    from edgedino.train.run import make_transform
 
     crops = make_transform(cfg)
     items = [crops(read_image(p), np.random.default_rng(i)) for i, p in enumerate(sample_images()[:n])]
@@ -284,7 +284,7 @@ def test_gram_teacher_wiring_and_high_res_input():
     import torch
 
     from edgedino.train import distributed
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     base = ["run.batch=4", "model.arch.rope_rescale=null", "gram.start=0", "loss.mask_prob=0.0",
             "gram.teacher_scale=1.0"]
@@ -307,7 +307,7 @@ def test_gram_teacher_wiring_and_high_res_input():
 def test_init_from_an_earlier_stage(run6):
     from edgedino import load_backbone
     from edgedino.train import distributed
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     cfg = load_config(preset_path("tiny-cpu"), ["gram.weight=2.0", f"init={run6[0] / 'checkpoint.pth'}"])
     step = SSLStep(cfg, distributed.Dist(), init=cfg.init)
@@ -326,7 +326,7 @@ def test_tiny_cpu_teacher_targets_tell_images_apart_at_step_0(image_batch):
 
     from edgedino.train import distributed
     from edgedino.train.losses import sinkhorn_knopp
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     cfg = load_config(preset_path("tiny-cpu"))
     step = SSLStep(cfg, distributed.Dist())
@@ -347,7 +347,7 @@ def test_gram_stage_continues_the_same_run(run6, data, tmp_path):
     from edgedino.train import distributed
     from edgedino.train.loop import restore
     from edgedino.train.optim import build_optimizer
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     earlier = torch.load(run6[0] / "checkpoint.pth", weights_only=True)
     cfg = load_config(preset_path("tiny-cpu"), [f"continue_from={run6[0]}", "gram.start=6", "run.batch=8"])

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from edgedino.train import DINOHead, DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
-from edgedino.train.heads import HeadShape
+from edgedino.train.projection_heads import HeadShape
 
 
 def test_sinkhorn_one_iteration_by_hand():

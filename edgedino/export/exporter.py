@@ -17,7 +17,7 @@ import numpy as np
 
 from edgedino.atomic import disk_full, make_parents, remove_if_empty
 from edgedino.errors import EdgeDinoError, reraise_interrupt
-from edgedino.export import verify
+from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
@@ -162,7 +162,7 @@ def export(
     needs_calib = any(p == "int8" for _, p in pairs)
     inputs = _images(calib, calib_size if needs_calib else 0, size, input_format, log)
     verify_inputs = inputs[:VERIFY_IMAGES]
-    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
+    reference = parity.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
                                               head=copy.deepcopy(head_module)),
                                  verify_inputs)
     created, results = open_out(out), []  # last of the checks, so a bad flag leaves no empty folder behind

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["distill"]:  # torchrun ... -m edgedino.train distill ...
         from edgedino.cli import distill as cli
-        from edgedino.train.distill_run import distill, summary
+        from edgedino.train.distill import distill, summary
 
         return entry("python -m edgedino.train distill", "Distillation (torchrun entry).", cli, distill, summary,
                      argv[1:])

@@ -132,7 +132,7 @@ class TrainConfig:
     continue_from: str | None = None  # a run folder or checkpoint whose run this one continues (Gram anchoring)
 
 
-def _fill(obj, values: dict, where: str):
+def fill(obj, values: dict, where: str):
     """Set the fields of dataclass `obj` from a nested dict; an unknown key is a ConfigError naming it."""
     known = {f.name: f for f in fields(obj)}
     for key, value in values.items():
@@ -142,7 +142,7 @@ def _fill(obj, values: dict, where: str):
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {where}{key} is a section: give a mapping, not {value!r}")
-            _fill(current, value, f"{where}{key}.")
+            fill(current, value, f"{where}{key}.")
         elif isinstance(current, dict) and isinstance(value, dict):
             current.update(value)
         else:
@@ -219,7 +219,7 @@ def load_config(path: str | Path, overrides: list[str] = (), kind: type = TrainC
 
     cfg = kind()
     for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
-        _fill(cfg, layer, "")
+        fill(cfg, layer, "")
     check_ranges(cfg)
     return cfg
 
@@ -230,7 +230,7 @@ def config_dict(cfg: TrainConfig) -> dict:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    return _fill(TrainConfig(), d, "")
+    return fill(TrainConfig(), d, "")
 
 
 def fraction(value: float, total: int) -> int:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgedino.errors import CheckpointError, RunError
-from edgedino.train import checkpoint, distributed, rundir, sharded
+from edgedino.train import distributed, run_state, rundir, sharded
 from edgedino.train.config import RunSection
 from edgedino.train.metrics import NAME, CollapseMonitor, MetricsLog, Progress
 from edgedino.train.optim import apply_schedule, build_optimizer, clip_parts, clip_per_part
@@ -80,9 +80,9 @@ def restore(path: str | Path, step_fn: Step, opt: torch.optim.Optimizer, optiona
     if any(hasattr(p, "full_tensor") for p in step_fn.trained.parameters()):
         raise CheckpointError(f"{path} is a whole-model checkpoint (a run.parallel=ddp run): a run.parallel=fsdp "
                               "run continues only from a sharded one (checkpoint.dcp); continue it with ddp")
-    state = checkpoint.load_checkpoint(path)
+    state = run_state.load_checkpoint(path)
     mods = {k: m for k, m in step_fn.modules().items() if k in state["modules"] or k not in optional}
-    return checkpoint.restore(state, mods, opt), set(mods)
+    return run_state.restore(state, mods, opt), set(mods)
 
 
 def save(out: Path, step: int, config: dict, step_fn: Step, opt, run: RunSection, d: distributed.Dist) -> None:
@@ -91,7 +91,7 @@ def save(out: Path, step: int, config: dict, step_fn: Step, opt, run: RunSection
         sharded.save(out, step, config, step_fn.modules(), opt, d)
         return
     if d.main:
-        checkpoint.save_checkpoint(out, step, config, step_fn.modules(), opt)
+        run_state.save_checkpoint(out, step, config, step_fn.modules(), opt)
     if d.active:
         torch.distributed.barrier()
 
@@ -130,7 +130,7 @@ def train(step_fn: Step, run: RunSection, optim_cfg, schedule: Callable[[int], o
     monitor = CollapseMonitor(monitor_after)
     stream, record, t_start = batches(start), {}, time.perf_counter()
     saved = start if resume and start else None  # the step of the last checkpoint in `out`
-    ckpt = out / (sharded.DIR if run.parallel == "fsdp" and d.active else checkpoint.NAME)
+    ckpt = out / (sharded.DIR if run.parallel == "fsdp" and d.active else run_state.NAME)
     try:
         for s in range(start, stop):
             t0 = time.perf_counter()

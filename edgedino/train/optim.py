@@ -9,20 +9,7 @@ import math
 import torch
 from torch import nn
 
-from edgedino.models import Backbone
-
-
-def layer_id(name: str, backbone: Backbone) -> int:
-    """Which lr-decay layer a backbone parameter is in: 0 = embeddings and tokens, block i = i + 1, the rest (final
-    norms) = depth + 1. ConvNeXt is all one layer (the official code decays only a model with `blocks`)."""
-    if backbone.cfg.family != "vit":
-        return 0
-    parts = name.split(".")
-    if parts[0] == "blocks":
-        return int(parts[1]) + 1
-    if parts[0] in ("patch_embed", "cls_token", "storage_tokens", "mask_token"):
-        return 0
-    return backbone.cfg.depth + 1
+from edgedino.models import Backbone, get_family
 
 
 def no_decay(name: str) -> bool:
@@ -31,11 +18,10 @@ def no_decay(name: str) -> bool:
 
 
 def lr_scale(name: str, backbone: Backbone, layer_decay: float, patch_embed_lr: float) -> float:
-    """A backbone parameter's lr multiplier: layer_decay ** (depth + 1 - layer), x patch_embed_lr on the patch
-    embedding of a ViT."""
-    if backbone.cfg.family != "vit":
-        return 1.0
-    scale = layer_decay ** (backbone.cfg.depth + 1 - layer_id(name, backbone))
+    """A backbone parameter's lr multiplier: layer_decay ** (depth + 1 - layer) in a family with lr-decay layers
+    (edgedino.models.families), x patch_embed_lr on a patch embedding."""
+    family, cfg = get_family(backbone.cfg.family), backbone.cfg
+    scale = 1.0 if family.layer_id is None else layer_decay ** (family.depth(cfg) + 1 - family.layer_id(name, cfg))
     return scale * patch_embed_lr if name.startswith("patch_embed.") else scale
 
 

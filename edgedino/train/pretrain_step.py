@@ -15,13 +15,13 @@ from torch import nn
 
 from edgedino.models import Backbone, create_model, get_config
 from edgedino.train import distributed, parallel
-from edgedino.train.checkpoint import export_backbone, require_finite
 from edgedino.train.config import TrainConfig
 from edgedino.train.ema import ema_update, frozen_copy
-from edgedino.train.heads import DINOHead, HeadShape
 from edgedino.train.losses import DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
 from edgedino.train.masking import masks_for_batch
 from edgedino.train.optim import param_groups
+from edgedino.train.projection_heads import DINOHead, HeadShape
+from edgedino.train.run_state import export_backbone, require_finite
 
 
 def build_backbone(cfg: TrainConfig) -> Backbone:
@@ -191,7 +191,7 @@ class SSLStep:
         any backbone file. Called before the teacher and Gram teacher are copied: all three start there."""
         from edgedino.checkpoints import load_checked, read_state_dict
         from edgedino.readers import torch_load
-        from edgedino.train.checkpoint import FORMAT
+        from edgedino.train.run_state import FORMAT
 
         obj = torch_load(Path(path)) if Path(path).is_file() else None
         if isinstance(obj, dict) and obj.get("format") == FORMAT:
