@@ -30,7 +30,7 @@ from edgedino.bench.outlier_stats import statistics
 from edgedino.bench.runner import run_worker
 from edgedino.bench.stress_weights import stress_weights
 from edgedino.export import export
-from edgedino.export.verify import cosines
+from edgedino.export.parity import cosines
 from edgedino.runtime.frames import model_inputs, read_frames
 
 RUNTIME_TARGETS = ("onnx", "openvino", "tflite")  # the ones this machine can time

@@ -124,7 +124,7 @@ def read_teacher(path: str | Path, parts: tuple[str, ...]) -> tuple[dict[str, Te
 
     Training checkpoints: the official teacher_checkpoint.pth ({"teacher": ...}), a DCP folder as official runs
     save them (the whole run: model.teacher.*, or the sharded teacher: model.backbone.*), such a folder converted
-    to one file by dcp_to_torch_save ({"model": ...}), and edgedino's own (edgedino.train.checkpoint)."""
+    to one file by dcp_to_torch_save ({"model": ...}), and edgedino's own (edgedino.train.run_state)."""
     path = fetch.resolve(path)
     if dcp.is_dcp(path):
         names = dcp.tensor_names(path)

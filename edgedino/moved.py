@@ -14,6 +14,12 @@ MOVED = {
     "edgedino.export.coreml_checks": "edgedino.export.coreml.static_checks",
     "edgedino.export.coreml_consts": "edgedino.export.coreml.constants",
     "edgedino.export.coreml_interp": "edgedino.export.coreml.interpreter",
+    "edgedino.export.verify": "edgedino.export.parity",
+    "edgedino.runtime.head": "edgedino.runtime.task_head",
+    "edgedino.train.checkpoint": "edgedino.train.run_state",
+    "edgedino.train.distill_run": "edgedino.train.distill",
+    "edgedino.train.heads": "edgedino.train.projection_heads",
+    "edgedino.train.ssl": "edgedino.train.pretrain_step",
 }
 
 

@@ -16,7 +16,7 @@ from coremltools.converters.mil import Builder as mb
 
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
-from edgedino.export import verify
+from edgedino.export import parity
 from edgedino.export.coreml.convert import CoreMLTarget, _compress_weights, _set_metadata
 from edgedino.export.coreml.interpreter import Program
 from edgedino.export.coreml.interpreter.package import Blobs, read_spec, type_name
@@ -244,11 +244,11 @@ REAL = [(m, p) for m in ("vits16", "convnext_tiny") for p in PRECISIONS]
 def test_real_size_package_matches_pytorch_at_the_export_threshold(package, image_batch, name, precision):
     module, path = package(name, (224, 224), precision, derive=True)
     inputs = image_batch((224, 224))[4:6]
-    parity = {p.output: p for p in verify.compare(InterpreterRuntime(path), inputs, verify.reference(module, inputs))}
-    assert parity["patch_tokens"].cosine_mean >= THRESHOLDS[precision], parity
-    assert parity["cls"].cosine_mean >= THRESHOLDS[precision] - (0.02 if precision == "int8" else 0), parity
+    report = {p.output: p for p in parity.compare(InterpreterRuntime(path), inputs, parity.reference(module, inputs))}
+    assert report["patch_tokens"].cosine_mean >= THRESHOLDS[precision], report
+    assert report["cls"].cosine_mean >= THRESHOLDS[precision] - (0.02 if precision == "int8" else 0), report
     if precision == "fp32":
-        assert parity["patch_tokens"].max_abs < 1e-3, parity
+        assert report["patch_tokens"].max_abs < 1e-3, report
 
 
 def transposed_copy(src, dst) -> None:
@@ -281,7 +281,7 @@ def test_a_transposed_weight_is_caught(package, image_batch, tmp_path):
 
     module, path = package("vit_test", (64, 64), "fp32")
     inputs = image_batch((64, 64))[:2]
-    reference = verify.reference(module, inputs)
+    reference = parity.reference(module, inputs)
     results = {}
     for kind, candidate in (("intact", path), ("broken", tmp_path / "broken.mlpackage")):
         if kind == "broken":

@@ -17,9 +17,9 @@ import pytest
 
 from edgedino.export import THRESHOLDS, export
 from edgedino.export.coreml.numeric_check import INTERPRETER
+from edgedino.export.parity import compare
 from edgedino.export.recipe import load_recipe
 from edgedino.export.target import all_targets, get_target
-from edgedino.export.verify import compare
 from edgedino.runtime import load
 
 ROOT = Path(__file__).resolve().parents[1]

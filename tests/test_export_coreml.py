@@ -153,7 +153,7 @@ def test_int8_of_a_small_layerscale_model_passes_parity_in_the_interpreter(conve
     """Default init (LayerScale 1e-5 / 1e-6), like a briefly distilled student: int8 residual adds used to round
     the cls token away (vit_test cls cosine 0.94) or overflow float16 after coremltools rescaled them
     (convnext_test patch cosine 0.66, inf in the program)."""
-    from edgedino.export import verify
+    from edgedino.export import parity
     from edgedino.export.coreml.numeric_check import InterpreterRuntime
     from edgedino.export.spec import THRESHOLDS
 
@@ -162,8 +162,8 @@ def test_int8_of_a_small_layerscale_model_passes_parity_in_the_interpreter(conve
     conv, path = convert(name, (64, 64), "int8")
     inputs = image_batch((64, 64))[4:6]
     runtime = InterpreterRuntime(path)
-    parity = {p.output: p for p in verify.compare(runtime, inputs, verify.reference(conv.module, inputs))}
-    assert all(p.cosine_min >= THRESHOLDS["int8"] for p in parity.values()), parity
+    report = {p.output: p for p in parity.compare(runtime, inputs, parity.reference(conv.module, inputs))}
+    assert all(p.cosine_min >= THRESHOLDS["int8"] for p in report.values()), report
     values = runtime.program.values({runtime.input_name: inputs[:1]})
     assert all(np.isfinite(v).all() for v in values.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
 

@@ -48,7 +48,7 @@ def track_case(bgr: np.ndarray):
 def render(kind: str, width: int):
     """(base picture without text, the overlay, its text boxes) for one app at one width."""
     from edgedino.apps import classify, segment
-    from edgedino.runtime.head import overlay, palette
+    from edgedino.runtime.task_head import overlay, palette
     from edgedino.track.draw import draw_tracks, tint, track_labels
 
     bgr = scene(width)

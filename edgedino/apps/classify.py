@@ -32,7 +32,7 @@ source)."""
 
 def classify(runtime, classes: tuple[str, ...], rgb: np.ndarray, top: int) -> tuple[list[tuple[str, float]], dict]:
     """The frame's `top` (label, probability) pairs, best first, and the per-stage ms."""
-    from edgedino.runtime.head import softmax
+    from edgedino.runtime.task_head import softmax
 
     feats = runtime.features(rgb)
     t0 = time.perf_counter()
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edgedino.runtime import load
     from edgedino.runtime.app import run_frames
-    from edgedino.runtime.head import require_head
     from edgedino.runtime.source import FrameSource
+    from edgedino.runtime.task_head import require_head
 
     if args.top < 1:
         raise EdgeDinoError("--top must be at least 1")

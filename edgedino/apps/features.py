@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 WINDOW = "edgedino features"
 EXAMPLES = """examples:
+  edgedino export --target onnx --out exports/     # no --weights: the shipped demo model (not DINOv3)
+  edgedino-features --model exports/demo-vit8_224_fp32.onnx --source 0
   edgedino-features --model exports/vits16_int8.xml --source 0
   edgedino-features --model vits16.onnx --source clip.mp4 --headless --save pca.mp4 --max-frames 100
 keys: space pause, s snapshot (PNG in the current folder), q or Esc quit.

@@ -32,7 +32,7 @@ source)."""
 
 def segment(runtime, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """The frame's (H, W) class-index mask and the per-stage ms."""
-    from edgedino.runtime.head import segment_mask
+    from edgedino.runtime.task_head import segment_mask
 
     feats = runtime.features(rgb)
     t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def draw(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...], colors: np
     """The frame tinted by class, a legend of the classes present, FPS and stage times (BGR)."""
     import cv2
 
-    from edgedino.runtime.head import overlay
+    from edgedino.runtime.task_head import overlay
 
     bgr = cv2.cvtColor(overlay(rgb, mask, colors, alpha), cv2.COLOR_RGB2BGR)
     present = [int(c) for c in np.unique(mask)]
@@ -66,8 +66,8 @@ def draw(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...], colors: np
 def run(args: argparse.Namespace) -> int:
     from edgedino.runtime import load
     from edgedino.runtime.app import run_frames
-    from edgedino.runtime.head import palette, require_head
     from edgedino.runtime.source import FrameSource
+    from edgedino.runtime.task_head import palette, require_head
 
     if not 0 <= args.alpha <= 1:
         raise EdgeDinoError("--alpha must be between 0 and 1")

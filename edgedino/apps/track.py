@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 WINDOW = "edgedino track"
 EXAMPLES = """examples:
+  edgedino export --target openvino --precision int8 --out exports/   # no --weights: the demo model, not DINOv3
+  edgedino-track --model exports/demo-vit8_224_int8.xml --source 0
   edgedino-track --model exports/vits16_int8.xml --source 0
       camera 0; drag a box around the object, Enter to start (several boxes: Enter after each, Esc to finish)
   edgedino-track --model vits16_int8.tflite --source clip.mp4 --init points

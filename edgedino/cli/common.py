@@ -42,20 +42,26 @@ class ModelOrFile(argparse.Action):
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     add_flag(p, "--model", "vits16, vits16plus, vitb16, vitl16, vith16plus, convnext_tiny, convnext_small, "
-             "convnext_base, convnext_large; inferred from the weights when omitted, vits16 without weights",
-             action=ModelOrFile)
-    add_flag(p, "--weights", "random init when omitted")
+             "convnext_base, convnext_large; inferred from --weights when omitted; random weights when given without "
+             "--weights", action=ModelOrFile)
+    add_flag(p, "--weights", "or `demo`: the shipped demo model (a ViT/8 trained on a few hundred images, not "
+             "DINOv3), which is used when neither --model nor --weights is given")
 
 
 def load_model(args: argparse.Namespace):
-    """The backbone the flags ask for; a plain note on stderr when its weights are random."""
+    """The backbone the flags ask for: the shipped demo model when neither --model nor --weights is given, random
+    weights for a --model without --weights; a plain note on stderr for either."""
     import warnings
 
     from edgedino.checkpoints import RandomWeightsWarning, load_backbone
+    from edgedino.demo import DEMO_NAME, DEMO_NOTICE, is_demo
 
+    weights = DEMO_NAME if args.weights is None and args.model is None else args.weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        model = load_backbone(args.weights, args.model)
-    if args.weights is None:
+        model = load_backbone(weights, args.model)
+    if weights is None:
         print(f"note: {RANDOM_NOTICE}", file=sys.stderr)
+    elif is_demo(weights):
+        print(f"note: {DEMO_NOTICE}", file=sys.stderr)
     return model

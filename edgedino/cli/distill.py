@@ -72,9 +72,9 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from edgedino.train.distill_run import distill, summary
+    from edgedino.train.distill import distill, summary
 
     result = distill(config_from_args(args), args.out, args.max_steps, args.resume)
-    print(summary(result, Path(args.out)))
+    print(summary(result))
     return 0
 

@@ -99,6 +99,7 @@ def run(args) -> int:
     import warnings
 
     from edgedino.checkpoints import RandomWeightsWarning
+    from edgedino.demo import DEMO_NAME, DEMO_NOTICE
     from edgedino.export import export
     from edgedino.license import RANDOM_NOTICE
 
@@ -109,10 +110,14 @@ def run(args) -> int:
         from edgedino.heads import load_head
 
         s["imgsz"] = load_head(args.head).backbone.imgsz
-    if args.weights is None and not args.head:
+    weights = args.weights
+    if weights is None and s["model"] is None and not args.head:  # nothing named: the shipped demo model
+        weights = DEMO_NAME
+        print(f"note: {DEMO_NOTICE}", file=sys.stderr)
+    elif weights is None and not args.head:
         print(f"note: {RANDOM_NOTICE}", file=sys.stderr)
         warnings.simplefilter("ignore", RandomWeightsWarning)
-    result = export(targets=s["target"], model=s["model"], weights=args.weights, precisions=s["precision"],
+    result = export(targets=s["target"], model=s["model"], weights=weights, precisions=s["precision"],
                     imgsz=s["imgsz"], calib=s["calib"], calib_size=s["calib_size"], out=args.out,
                     input_format=s["input_format"], batch=args.batch, dynamic=args.dynamic,
                     verify_outputs=not args.no_verify, options=s["options"],

@@ -147,7 +147,7 @@ def run(args) -> int:
 
     from edgedino.checkpoints import load_backbone
     from edgedino.cli.export import print_table
-    from edgedino.export import verify
+    from edgedino.export import parity
     from edgedino.export.exporter import VERIFY_IMAGES, ArtifactResult, ExportResult
     from edgedino.export.gate import verify_artifact
     from edgedino.export.module import ExportModule
@@ -184,7 +184,7 @@ def run(args) -> int:
             "outputs are compared")
     result = ArtifactResult(target.name, spec.precision, str(path), "exported", size_mb=target.size(path) / 1e6,
                             threshold=spec.threshold)
-    verify_artifact(result, target, inputs, verify.reference(module, truth), log, runtimes)
+    verify_artifact(result, target, inputs, parity.reference(module, truth), log, runtimes)
     consistency(result, meta, module, spec, head, target, path, log)
     report = ExportResult(meta["model"], weights, spec.imgsz, spec.input_format, len(inputs), [result],
                           args.source or VERIFY_DEFAULT)

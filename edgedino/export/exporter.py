@@ -17,7 +17,7 @@ import numpy as np
 
 from edgedino.atomic import disk_full, make_parents, remove_if_empty
 from edgedino.errors import EdgeDinoError, reraise_interrupt
-from edgedino.export import verify
+from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
 from edgedino.export.int8_policy import guarded, plan_precision
 from edgedino.export.metadata import build_metadata
@@ -140,7 +140,7 @@ def export(
     plans = {p: plan_precision(p, int8_policy, reference_module, calib_inputs, verify_inputs, log, smoothquant)
              for p in guarded_precisions}
     job = _Job(backbone, head_module, head, name, out, calib_inputs, verify_inputs,
-               verify.reference(reference_module, verify_inputs), plans, verify_outputs, log)
+               parity.reference(reference_module, verify_inputs), plans, verify_outputs, log)
     created, results = open_out(out), []  # last of the checks, so a bad flag leaves no empty folder behind
     try:
         for i, (target, spec) in enumerate(specs, 1):

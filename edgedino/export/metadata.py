@@ -12,7 +12,7 @@ import torch
 from edgedino.digest import regular_file, weights_sha256
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import GUARDED, ExportSpec
-from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
+from edgedino.license import weights_notice
 from edgedino.version import __version__
 
 
@@ -45,7 +45,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
            if spec.precision in GUARDED else {}),
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
         "created": datetime.date.today().isoformat(),
-        "license": DINOV3_NOTICE if weights else RANDOM_NOTICE,
+        "license": weights_notice(weights),
     }
 
 

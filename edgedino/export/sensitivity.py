@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from edgedino.export.observe import is_depthwise, observe, quantizable_layers
+from edgedino.export.parity import cosines
 from edgedino.export.simulate import simulated
 from edgedino.export.target import Int8Scheme
-from edgedino.export.verify import cosines
 
 BATCH = 8
 RANKING_IMAGES = 2  # the one-layer-at-a-time table runs on the first held-out images only (it runs once a layer)

@@ -34,8 +34,16 @@ class ConvNeXtBlock(nn.Module):
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), float(layerscale))) if layerscale else None
         self.drop = drop
+        self.checkpointing = False  # training: recompute this block's activations in the backward pass
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._residual, x, use_reentrant=False)
+        return self._residual(x)
+
+    def _residual(self, x: Tensor) -> Tensor:
         y = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x).permute(0, 2, 3, 1)))))
         if self.gamma is not None:
             y = y * self.gamma

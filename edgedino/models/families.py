@@ -23,8 +23,10 @@ class Family:
     module: str  # "package.module:Class" of its Backbone, imported (with torch) on first build
     marker: str  # a key that only this family's official-layout tensors hold
     infer: Callable[[dict], object]  # its config, read off official-layout tensor shapes
-    layer_id: Callable[[str, object], int]  # a parameter's lr-decay layer: 0 embeddings ... depth + 1 final norm
-    depth: Callable[[object], int]  # how many lr-decay layers a config has, besides embeddings and final norm
+    # A parameter's lr-decay layer (0 embeddings ... depth + 1 final norm) and the depth of a config; None for a
+    # family that has no layer-wise decay (the official trainer decays only models with `blocks`).
+    layer_id: Callable[[str, object], int] | None = None
+    depth: Callable[[object], int] | None = None
     mask_token: bool = False  # has a mask token: masked-image modelling (iBOT) can train it
     aliases: dict[str, str] = field(default_factory=dict)  # official alias key -> the key the module holds
     hf_marker: str | None = None  # a part of a key only its Hugging Face tensors hold; None: no HF layout

@@ -15,17 +15,6 @@ def infer(sd: dict) -> ConvNeXtConfig:
                           layerscale_init=1e-6 if "stages.0.0.gamma" in sd else None)
 
 
-def layer_id(name: str, cfg: ConvNeXtConfig) -> int:
-    """Stage blocks are numbered on through the stages; a downsampling layer goes with its stage's first block."""
-    parts = name.split(".")
-    starts = [sum(cfg.depths[:i]) for i in range(4)]
-    if parts[0] == "stages":
-        return starts[int(parts[1])] + int(parts[2]) + 1
-    if parts[0] == "downsample_layers":
-        return starts[int(parts[1])] + (1 if int(parts[1]) else 0)
-    return sum(cfg.depths) + 1
-
-
 # (official, hf) templates; each "{}" is one dotted part.
 HF_KEYS = [
     ("downsample_layers.{}.{}.{}", "stages.{}.downsample_layers.{}.{}"),
@@ -57,7 +46,7 @@ def from_hf_config(hf: dict) -> ConvNeXtConfig:
 
 FAMILY = Family(
     name="convnext", title="ConvNeXt", config=ConvNeXtConfig, module="edgedino.models.convnext:ConvNeXt",
-    marker="downsample_layers.0.0.weight", infer=infer, layer_id=layer_id, depth=lambda cfg: sum(cfg.depths),
+    marker="downsample_layers.0.0.weight", infer=infer,  # no layer_id: no layer-wise lr decay, as the official
     # The official model keeps its final norm twice: `norms` is three identities then `norm`, so its state_dict()
     # holds norms.3.* beside norm.* (the same tensors).
     aliases={"norms.3.weight": "norm.weight", "norms.3.bias": "norm.bias"},

@@ -44,11 +44,11 @@ def infer(sd: dict) -> ViTConfig:
 
 
 def layer_id(name: str, cfg: ViTConfig) -> int:
-    """Block i is layer i + 1; the final norms are depth + 1; embeddings and tokens are 0."""
+    """Block i is layer i + 1; the patch embedding and the tokens are 0; the rest (final norms) depth + 1."""
     parts = name.split(".")
     if parts[0] == "blocks":
         return int(parts[1]) + 1
-    return cfg.depth + 1 if parts[0] in ("norm", "cls_norm", "local_cls_norm") else 0
+    return 0 if parts[0] in ("patch_embed", "cls_token", "storage_tokens", "mask_token") else cfg.depth + 1
 
 
 # (official, hf) templates; each "{}" is one dotted part (a block index, weight/bias). q/k/v are split apart

@@ -84,9 +84,8 @@ class VisionTransformer(Backbone):
     def forward_features(self, x: Tensor, masks: Tensor | None = None, local: bool = False) -> dict[str, Tensor]:
         self.grid(x.shape[-2], x.shape[-1])
         x, h, w = self._tokens(x, masks)
-        rope = self.rope_embed(h, w)
-        for blk in self.blocks:
-            x = blk(x, rope)
+        for blk in self.blocks:  # in training each block draws its own RoPE rescale, as the official model does
+            x = blk(x, self.rope_embed(h, w))
         return self._split(self._norm(x, local), h, w)
 
     def get_intermediate_layers(self, x: Tensor, n: int | Sequence[int] = 1, norm: bool = True) -> list[dict]:

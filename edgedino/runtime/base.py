@@ -11,8 +11,8 @@ import numpy as np
 from edgedino.errors import EdgeDinoError, reraise_interrupt
 from edgedino.runtime.features import Features
 from edgedino.runtime.formats import FORMATS, PYTORCH_RUNTIME, WEIGHTS_SUFFIXES, format_of
-from edgedino.runtime.head import HeadInfo
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, fit_size
+from edgedino.runtime.task_head import HeadInfo
 
 METADATA_KEY = "edgedino"  # every artifact stores its metadata as one JSON string under this name
 

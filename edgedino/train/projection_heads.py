@@ -61,12 +61,12 @@ class DINOHead(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Truncated-normal (std 0.02) MLP weights and zero biases as DINO; the last layer as nn.Linear's default."""
-        for m in self.mlp:
+        """Truncated-normal (std 0.02) weights and zero biases, the last layer included (the official init)."""
+        for m in [*self.mlp, self.last_layer]:
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
-        self.last_layer.reset_parameters()
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features (..., in_dim) -> prototype scores (..., out_dim)."""

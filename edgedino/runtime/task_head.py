@@ -48,6 +48,13 @@ def require_head(metadata: dict, path_name: str, task: str) -> HeadInfo:
     return head
 
 
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities from logits, numerically stable."""
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
 def segment_mask(logits: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     """One image's (h, w, C) patch-grid logits -> (H, W) class indices, logits upsampled bilinearly first."""
     import cv2
