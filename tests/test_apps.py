@@ -481,3 +481,12 @@ def test_track_window_init_by_mouse(clip, display, tmp_path, mode):
         assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh, (first[0], clip.boxes[1])
     else:  # grown from the clicked patches (how far depends on the features: random weights here), so it meets
         assert x < bx + bw and bx < x + w and y < by + bh and by < y + h, (first[0], clip.boxes[1])  # the object
+
+
+@pytest.mark.parametrize("app", ["track", "features", "classify", "segment"])
+def test_every_app_runs_numpy_blas_on_one_thread(app):
+    """Set by edgedino.apps before numpy loads (numpy reads it once): each app's own numpy work stays on one core."""
+    code = f"import edgedino.apps.{app}, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "1", out

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -75,9 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # One BLAS thread, set before numpy loads: numpy's small matrix work (propagation, PCA) would otherwise start
-    # a thread per core and fight the backbone's runtime for them (2 cores: propagation 39 ms instead of 76 ms).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from edgedino.runtime.app import run_main
 
     return run_main("features", build_parser(), run, argv)

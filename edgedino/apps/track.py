@@ -8,7 +8,6 @@ LOST, FPS and per-stage milliseconds.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -243,9 +242,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # One BLAS thread, set before numpy loads: numpy's small matrix work (propagation, PCA) would otherwise start
-    # a thread per core and fight the backbone's runtime for them (2 cores: propagation 39 ms instead of 76 ms).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from edgedino.runtime.app import run_main
 
     return run_main("track", build_parser(), run, argv, " (with --box or --mask)")

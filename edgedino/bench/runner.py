@@ -18,11 +18,10 @@ from edgedino.bench.peak import gemm_gmacs
 from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
 from edgedino.export.parity import cosines
+from edgedino.export.spec import VERIFY_IMAGES
 from edgedino.runtime.formats import FORMATS
 from edgedino.runtime.frames import HOLDOUT, model_inputs, read_frames, sample_images
 from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
-
-VERIFY_IMAGES = 8
 
 
 @dataclass

@@ -45,8 +45,8 @@ def shared_size(a, b, frame_hw: tuple[int, int], short_side: int | None) -> tupl
 
 def run(args) -> int:
     from edgedino.atomic import atomic_path, check_output
-    from edgedino.export.exporter import VERIFY_IMAGES
     from edgedino.export.parity import compare, run_each
+    from edgedino.export.spec import VERIFY_IMAGES
     from edgedino.runtime import load
     from edgedino.runtime.frames import read_frames
 

@@ -24,13 +24,19 @@ from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.results import CALIB_DEFAULT, VERIFY_DEFAULT, ArtifactResult, ExportResult
 from edgedino.export.smooth import ALPHA
-from edgedino.export.spec import GUARDED, INPUT_FORMATS, INT8_POLICIES, PRECISIONS, ExportSpec, QuantPlan
+from edgedino.export.spec import (
+    GUARDED,
+    INPUT_FORMATS,
+    INT8_POLICIES,
+    PRECISIONS,
+    VERIFY_IMAGES,
+    ExportSpec,
+    QuantPlan,
+)
 from edgedino.export.target import Conversion, Target, all_targets, get_target
 from edgedino.runtime.formats import DEFAULT_TARGET
 from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
-
-VERIFY_IMAGES = 8
 
 
 def plan(targets: list[str], precisions: list[str], input_format: str = "float32") -> list[tuple[Target, str]]:

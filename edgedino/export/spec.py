@@ -15,6 +15,7 @@ PRECISION_HELP = {
 # Minimum mean cosine similarity of the cls and patch tokens (and a head's logits) against PyTorch fp32.
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-weights": 0.995, "int8": 0.99, "palettize4": 0.98}
 INPUT_FORMATS = ("float32", "uint8")
+VERIFY_IMAGES = 8  # images every artifact is verified on (export, verify, compare, the benchmark's parity)
 GUARDED = ("int8", "palettize4")  # precisions whose layers the int8 policy may keep in float
 INT8_POLICIES = {
     "auto": "keep the fewest, most sensitive layers in float until cls and patch parity meet the threshold",
