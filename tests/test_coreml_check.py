@@ -180,15 +180,15 @@ def package(tmp_path_factory, image_batch, perturb):
         if key not in done:
             module = modules[name, size]
             spec = ExportSpec("coreml", precision, size, options={"minimum_deployment_target": opset})
-            conv = Conversion(module, spec, image_batch(size)[:4], build_metadata(module, spec))
+            conversion = Conversion(module, spec, image_batch(size)[:4], build_metadata(module, spec))
             path = tmp_path_factory.mktemp("coreml") / f"{name}_{precision}_{opset}.mlpackage"
             if derive and precision in ("int8-weights", "palettize4"):
                 fp16 = ct.models.MLModel(str(get(name, size, "fp16", opset)[1]), skip_model_load=True)
                 compressed = _compress_weights(fp16, precision)
-                _set_metadata(compressed, conv)
+                _set_metadata(compressed, conversion)
                 compressed.save(str(path))
             else:
-                TARGET.convert(conv, path)
+                TARGET.convert(conversion, path)
             done[key] = module, path
         return done[key]
 

@@ -144,7 +144,7 @@ def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
     """A converter that dies half-way (here: after writing part of the file) leaves nothing under out/."""
     from edgedino.export.onnx import OnnxTarget
 
-    def half_written(self, conv, path):
+    def half_written(self, conversion, path):
         path.write_bytes(b"partial")
         raise OSError("No space left on device")
 

@@ -244,11 +244,11 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, f
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
                               head=copy.deepcopy(head))
         module = prepare(module) if prepare else module
-        conv = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
+        conversion = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
         staged = staging / final.name
         with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
-            target.convert(conv, staged)
-        result.checks = target.static_checks(conv, staged)
+            target.convert(conversion, staged)
+        result.checks = target.static_checks(conversion, staged)
         result.export_s = time.perf_counter() - start
         target.publish(staged, final)
     except EdgeDinoError as e:

@@ -21,11 +21,11 @@ from edgedino.runtime.base import METADATA_KEY
 OPSET = 18
 
 
-def _export_fp32(conv: Conversion, path: Path) -> None:
-    module = conv.module
+def _export_fp32(conversion: Conversion, path: Path) -> None:
+    module = conversion.module
     # A dynamic batch is traced with an example of 2: torch.export specialises dimensions of size 1.
-    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conv.spec.dynamic else None
-    example = module.example(2 if conv.spec.dynamic else None)
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conversion.spec.dynamic else None
+    example = module.example(2 if conversion.spec.dynamic else None)
     with quiet_converters("torch.onnx"):  # "torchvision is not installed" notes
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, optimize=True,
                                     input_names=["image"], output_names=list(module.output_names),
@@ -64,15 +64,15 @@ def _float_nodes(src: Path, layers: tuple[str, ...]) -> list[str]:
     return match_layers("onnx", layers, scopes, lambda layer, name: f"backbone.{layer}" in scopes[name])
 
 
-def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
+def _quantize(conversion: Conversion, src: Path, dst: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    if conv.spec.precision == "int8-weights":
+    if conversion.spec.precision == "int8-weights":
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8)
         return
-    quantize_static(src, dst, _Calibration(conv.calibration()), quant_format=QuantFormat.QDQ,
+    quantize_static(src, dst, _Calibration(conversion.calibration()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
-                    nodes_to_exclude=_float_nodes(src, conv.spec.quant.float_layers),
+                    nodes_to_exclude=_float_nodes(src, conversion.spec.quant.float_layers),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
 
@@ -111,19 +111,19 @@ class OnnxTarget(Target):
     dynamic_shapes = True
     int8 = Int8Scheme(weight_bits=7)  # reduce_range: 7-bit weights
 
-    def convert(self, conv: Conversion, path: Path) -> None:
-        if conv.spec.precision == "fp32":
-            _export_fp32(conv, path)
+    def convert(self, conversion: Conversion, path: Path) -> None:
+        if conversion.spec.precision == "fp32":
+            _export_fp32(conversion, path)
         else:
             fp32 = path.with_name("fp32_" + path.name)
-            _export_fp32(conv, fp32)
-            if conv.spec.precision == "fp16":
+            _export_fp32(conversion, fp32)
+            if conversion.spec.precision == "fp16":
                 _to_fp16(fp32, path)
             else:
                 with quiet_converters(""):  # onnxruntime logs a pre-processing tip on the root logger
-                    _quantize(conv, fp32, path)
+                    _quantize(conversion, fp32, path)
             fp32.unlink()
-        _finish(path, conv.metadata)
+        _finish(path, conversion.metadata)
 
     def stored_precision(self, path: Path) -> str:
         """int8: activations quantized (QuantizeLinear); int8-weights: dynamic int8 MatMul; fp16: float16 weights."""
@@ -137,5 +137,5 @@ class OnnxTarget(Target):
             return "int8-weights"
         return "fp16" if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer) else "fp32"
 
-    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+    def static_checks(self, conversion: Conversion, path: Path) -> list[str]:
         return [f"onnx.checker full check passed (opset {OPSET})"]

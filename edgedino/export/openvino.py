@@ -18,10 +18,10 @@ from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers,
 from edgedino.runtime.base import METADATA_KEY
 
 
-def _convert(conv: Conversion):
+def _convert(conversion: Conversion):
     import openvino as ov
 
-    module = conv.module
+    module = conversion.module
     with quiet_converters():  # TracerWarnings about the size checks, which are constant here
         model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
     model.inputs[0].get_tensor().set_names({"image"})
@@ -62,19 +62,19 @@ class OpenVINOTarget(Target):
     packages = ("openvino", "nncf")
     int8 = Int8Scheme(weight_bits=7)  # the overflow fix quantizes weights to 7 bits
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         import nncf
         import openvino as ov
 
-        model = _convert(conv)
-        precision = conv.spec.precision
+        model = _convert(conversion)
+        precision = conversion.spec.precision
         with quiet_converters("nncf"):
             if precision == "int8":
-                model = _int8(model, conv.calibration(), conv.spec.quant.float_layers)
+                model = _int8(model, conversion.calibration(), conversion.spec.quant.float_layers)
             elif precision == "int8-weights":
                 model = _int8_weights(model)
-        conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
-        model.set_rt_info(json.dumps(conv.metadata), [METADATA_KEY])
+        conversion.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
+        model.set_rt_info(json.dumps(conversion.metadata), [METADATA_KEY])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
 
     def publish(self, staged: Path, final: Path) -> None:

@@ -86,7 +86,7 @@ class Target:
                     f"pip install 'edgedino[{self.extra}]'")
         return None
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         """Write the artifact to `path` (a staging path; the caller publishes it atomically)."""
         raise NotImplementedError
 
@@ -122,7 +122,7 @@ class Target:
         runtime = load(path)
         return [(runtime.kind, runtime)]
 
-    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+    def static_checks(self, conversion: Conversion, path: Path) -> list[str]:
         """Checks that need no runtime (spec, shapes, weight types); each a line saying what was verified.
 
         Raise EdgeDinoError on a failed check.

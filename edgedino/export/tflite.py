@@ -7,7 +7,7 @@ order of metadata["outputs"] for a file whose names were lost.
 Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
 - fp16: float16 weights of the matmuls/convolutions, dequantized to float32 at load; float32 compute on CPU.
 - int8-weights: dynamic range, int8 channel-wise weights, activations quantized on the fly by the kernels.
-- int8: static W8A8 (int8 channel-wise weights, int8 per-tensor activations calibrated on conv.calib, one
+- int8: static W8A8 (int8 channel-wise weights, int8 per-tensor activations calibrated on conversion.calib, one
   sample at a time) for FULLY_CONNECTED and CONV_2D only; everything else stays float. Measured on this
   x86 CPU (XNNPACK, 2 threads, 224x224):
   - int8 BATCH_MATMUL (attention) is not accelerated: vits16 79 ms with it, 21 ms without.
@@ -196,19 +196,19 @@ class TfliteTarget(Target):
             return "int8-weights"
         return "fp16" if (types.FLOAT16, True) in kinds else "fp32"
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
-        precision = conv.spec.precision
-        calibration = _calibration(conv.calibration()) if precision == "int8" else None
+        precision = conversion.spec.precision
+        calibration = _calibration(conversion.calibration()) if precision == "int8" else None
         if precision == "fp32":
-            _convert_fp32(conv.module, path)
+            _convert_fp32(conversion.module, path)
         else:
             fp32 = path.with_name("fp32_" + path.name)
             try:
-                _convert_fp32(conv.module, fp32)
-                scopes = _float_scopes(conv.module, fp32, conv.spec.quant.float_layers)
+                _convert_fp32(conversion.module, fp32)
+                scopes = _float_scopes(conversion.module, fp32, conversion.spec.quant.float_layers)
                 _quantize(fp32, path, precision, calibration, scopes)
             finally:
                 fp32.unlink(missing_ok=True)
-        conv.metadata["converter"] = _converter_versions()
-        embed_metadata(path, conv.metadata)
+        conversion.metadata["converter"] = _converter_versions()
+        embed_metadata(path, conversion.metadata)

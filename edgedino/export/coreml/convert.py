@@ -59,20 +59,20 @@ class CoreMLTarget(Target):
         except (EdgeDinoError, ValueError):  # unreadable, or metadata that is not JSON: not ours
             return False
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         """Export, convert to an ML program, compress as the precision asks, embed metadata, save."""
         import coremltools as ct
 
-        target = deployment_target(conv.spec.options)
-        _check_convertible(conv)
-        prog = _to_mil(conv.module, conv.spec.precision, target)
-        float_layers = conv.spec.quant.float_layers
-        if conv.spec.precision == "int8":
-            _quantize_activations(prog, conv.calib, float_layers)
+        target = deployment_target(conversion.spec.options)
+        _check_convertible(conversion)
+        prog = _to_mil(conversion.module, conversion.spec.precision, target)
+        float_layers = conversion.spec.quant.float_layers
+        if conversion.spec.precision == "int8":
+            _quantize_activations(prog, conversion.calib, float_layers)
         model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=target,
                            pass_pipeline=ct.PassPipeline.EMPTY)
-        model = _compress_weights(model, conv.spec.precision, float_layers)
-        _set_metadata(model, conv)
+        model = _compress_weights(model, conversion.spec.precision, float_layers)
+        _set_metadata(model, conversion)
         model.save(str(path))
 
     def runtimes(self, path: Path) -> list:
@@ -84,10 +84,10 @@ class CoreMLTarget(Target):
     def stored_precision(self, path: Path) -> str:
         return stored_precision(path, WEIGHT_INPUTS)
 
-    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+    def static_checks(self, conversion: Conversion, path: Path) -> list[str]:
         """Spec, input/outputs, weight compression, RoPE tables and metadata."""
-        layers = conv.spec.quant.float_layers
-        return check_package(conv, path, embedded_metadata(conv), WEIGHT_INPUTS, MIN_WEIGHT_SIZE,
+        layers = conversion.spec.quant.float_layers
+        return check_package(conversion, path, embedded_metadata(conversion), WEIGHT_INPUTS, MIN_WEIGHT_SIZE,
                              kept=lambda name: any(_is_weight_of(layer, name) for layer in layers))
 
 
@@ -103,23 +103,23 @@ def deployment_target(options: dict) -> AvailableTarget:
     return known[name]
 
 
-def embedded_metadata(conv: Conversion) -> dict:
-    """conv.metadata plus the converter versions: what the package stores under METADATA_KEY."""
+def embedded_metadata(conversion: Conversion) -> dict:
+    """conversion.metadata plus the converter versions: what the package stores under METADATA_KEY."""
     import coremltools as ct
 
-    converter = {**conv.metadata.get("converter", {}), "coremltools": ct.__version__, "torch": torch.__version__}
-    return {**conv.metadata, "converter": converter}
+    converter = {**conversion.metadata.get("converter", {}), "coremltools": ct.__version__, "torch": torch.__version__}
+    return {**conversion.metadata, "converter": converter}
 
 
-def _check_convertible(conv: Conversion) -> None:
+def _check_convertible(conversion: Conversion) -> None:
     """Refuse, before any work, what Core ML cannot express."""
-    if conv.spec.input_format == "uint8":
+    if conversion.spec.input_format == "uint8":
         raise EdgeDinoError("Core ML cannot take a uint8 tensor input (MLMultiArray holds float16/32/64 and "
                             "int32 only; int8 from iOS26): export Core ML with input_format float32")
-    if conv.spec.precision == "int8":
-        want = tuple(conv.module.input_shape()[1:])
-        if conv.calib is None or len(conv.calib) == 0 or tuple(conv.calib.shape[1:]) != want:
-            got = None if conv.calib is None else conv.calib.shape
+    if conversion.spec.precision == "int8":
+        want = tuple(conversion.module.input_shape()[1:])
+        if conversion.calib is None or len(conversion.calib) == 0 or tuple(conversion.calib.shape[1:]) != want:
+            got = None if conversion.calib is None else conversion.calib.shape
             raise EdgeDinoError(f"Core ML int8 needs calibration images of shape (N, {want}), got {got}")
 
 
@@ -212,13 +212,13 @@ def _compress_weights(model, precision: str, float_layers: tuple[str, ...] = ())
     return compress(model, config)
 
 
-def _set_metadata(model, conv: Conversion) -> None:
+def _set_metadata(model, conversion: Conversion) -> None:
     """Embed the edgedino metadata (JSON) and fill Core ML's own description fields."""
-    meta = embedded_metadata(conv)
+    meta = embedded_metadata(conversion)
     model.user_defined_metadata[METADATA_KEY] = json.dumps(meta)
     model.author = "edgedino"
     model.license = str(meta.get("license", ""))
     model.version = str(meta.get("version", __version__))
-    h, w = conv.spec.imgsz
-    model.short_description = (f"{meta.get('model', 'edgedino backbone')} {h}x{w} {conv.spec.precision}: "
-                               f"{INPUT_NAME} -> {', '.join(conv.module.output_names)}")
+    h, w = conversion.spec.imgsz
+    model.short_description = (f"{meta.get('model', 'edgedino backbone')} {h}x{w} {conversion.spec.precision}: "
+                               f"{INPUT_NAME} -> {', '.join(conversion.module.output_names)}")

@@ -24,9 +24,9 @@ COMPRESSION = {"fp32": (), "fp16": (), "int8-weights": LINEAR_OPS, "int8": LINEA
 INT8 = ("INT8", "UINT8")
 
 
-def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: dict, min_size: int,
+def check_package(conversion: Conversion, path: Path, metadata: dict, weight_inputs: dict, min_size: int,
                   kept: Callable[[str], bool] = lambda name: False) -> list[str]:
-    """All static checks of the package at `path` against what `conv` asked for; `kept(name)` says whether a
+    """All static checks of the package at `path` against what `conversion` asked for; `kept(name)` says whether a
     weight belongs to a layer the int8 policy keeps in float."""
     import coremltools as ct
 
@@ -40,8 +40,9 @@ def check_package(conv: Conversion, path: Path, metadata: dict, weight_inputs: d
     fn = spec.mlProgram.functions["main"]
     ops = main_ops(spec)
     return [f"package loads: ML program, spec version {spec.specificationVersion}, opset {fn.opset}, {len(ops)} ops",
-            _check_input(spec, conv), _check_outputs(spec, conv), _check_rope(spec, path, conv),
-            _check_weights(ops, conv.spec.precision, weight_inputs, min_size, kept), _check_metadata(spec, metadata)]
+            _check_input(spec, conversion), _check_outputs(spec, conversion), _check_rope(spec, path, conversion),
+            _check_weights(ops, conversion.spec.precision, weight_inputs, min_size, kept),
+            _check_metadata(spec, metadata)]
 
 
 def _mil_type(tensor_type) -> str:
@@ -55,10 +56,10 @@ def _dims(op) -> tuple[int, ...]:
     return tuple(d.constant.size for d in op.outputs[0].type.tensorType.dimensions)
 
 
-def _check_input(spec, conv: Conversion) -> str:
+def _check_input(spec, conversion: Conversion) -> str:
     from coremltools.proto.FeatureTypes_pb2 import ArrayFeatureType
 
-    want = tuple(conv.module.input_shape())
+    want = tuple(conversion.module.input_shape())
     array_type = ArrayFeatureType.ArrayDataType.Name
     inputs = [(i.name, tuple(i.type.multiArrayType.shape), array_type(i.type.multiArrayType.dataType))
               for i in spec.description.input]
@@ -67,11 +68,11 @@ def _check_input(spec, conv: Conversion) -> str:
     return f"input: image float32 {want}"
 
 
-def _check_outputs(spec, conv: Conversion) -> str:
-    want = {n: tuple(s) for n, s in conv.metadata["outputs"].items()}
+def _check_outputs(spec, conversion: Conversion) -> str:
+    want = {n: tuple(s) for n, s in conversion.metadata["outputs"].items()}
     got = {o.name: tuple(o.type.multiArrayType.shape) for o in spec.description.output}
-    if list(got) != list(conv.module.output_names) or got != want:
-        raise EdgeDinoError(f"Core ML outputs are {got}, expected {want} in the order {conv.module.output_names}")
+    if list(got) != list(conversion.module.output_names) or got != want:
+        raise EdgeDinoError(f"Core ML outputs are {got}, expected {want} in the order {conversion.module.output_names}")
     return "outputs: " + ", ".join(f"{n} {s}" for n, s in got.items())
 
 
@@ -177,12 +178,12 @@ def _check_activations(ops, precision: str) -> str:
     return f"; activations int8 ({count['quantize']} quantize, {count['dequantize']} dequantize)" if count else ""
 
 
-def _check_rope(spec, path: Path, conv: Conversion) -> str:
+def _check_rope(spec, path: Path, conversion: Conversion) -> str:
     """The RoPE sin/cos tables must be stored as plain float constants, not compressed."""
     from edgedino.export.coreml.interpreter.package import Blobs, constant, shape_of
     from edgedino.runtime.coreml import model_files
 
-    rope = getattr(conv.module.backbone, "rope_embed", None)
+    rope = getattr(conversion.module.backbone, "rope_embed", None)
     if rope is None or rope.frozen_hw is None:
         return "RoPE: none in this model"
     tables = {"sin": rope.frozen_sin.numpy(), "cos": rope.frozen_cos.numpy()}
