@@ -32,17 +32,17 @@ test: lint xtools
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
-	@echo "== edgedino info: the default ViT-S/16 (random weights unless you pass --weights)"
-	$(BIN)/edgedino info --model vits16
-	@echo "== edgedino features: PCA of patch features on a photo shipped in assets/"
-	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --out demo_out/pca.png
+	@echo "== without --weights: the shipped DEMO model (edgedino/assets/demo), a ViT/8 trained on a few hundred images, NOT DINOv3"
+	$(BIN)/edgedino info
+	@echo "== edgedino features: PCA of the demo model's patch features on a photo shipped in assets/"
+	$(BIN)/edgedino features edgedino/assets/butterfly.jpg --save demo_out/pca.png
 	@echo "== edgedino export: every target this machine converts, fp32 and int8, each verified against PyTorch"
-	$(BIN)/edgedino export --target all --model vits16 --precision fp32,int8 --out demo_out/exports
-	@echo "== apps/track.py: a generated clip (python -m edgedino.track.synth), tracked headless by the int8 OpenVINO artifact"
+	$(BIN)/edgedino export --target all --precision fp32,int8 --out demo_out/exports
+	@echo "== edgedino-track: a generated clip (python -m edgedino.track.synth), tracked headless by the int8 OpenVINO artifact"
 	$(BIN)/python -m edgedino.track.synth demo_out/synth --count 1 --frames 48 --objects 2 --size 480x640
-	$(BIN)/python apps/track.py --model demo_out/exports/vits16_224_int8.xml --source demo_out/synth/JPEGImages/480p/synth00 \
+	$(BIN)/edgedino-track --model demo_out/exports/demo-vit8_224_int8.xml --source demo_out/synth/JPEGImages/480p/synth00 \
 		--mask demo_out/synth/Annotations/480p/synth00/00000.png --headless --save demo_out/track.mp4 --json demo_out/tracks.jsonl
-	@echo "Weights are random unless --weights is given: pass an official DINOv3 .pth or HF folder for real features."
+	@echo "This was the demo model (trained on a few hundred images, not DINOv3): pass --weights with an official DINOv3 .pth or HF folder for real features."
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -8,7 +8,7 @@ ConvNeXt-T at once, on real photos and vtest.avi frames, on the shared 2-core CP
         optim.lr=1e-3 ema.momentum=0.9 ema.momentum_end=0.99 > /tmp/distill_bench/run.log 2>&1
     edgedino export --target all --precision fp32,int8 --weights /tmp/distill_bench/run/vits16.pth --imgsz 96 \
         --calib /tmp/distill_bench/held_out --json /tmp/distill_bench/export_vits16.json ...  (and convnext_tiny)
-    python benchmarks/distill_vitb_cpu.py report --work /tmp/distill_bench --results benchmarks/results/intel-xeon-2c
+    python benchmarks/distill_vitb_cpu.py report --work /tmp/distill_bench --results benchmarks/results/amd-epyc-2c
 
 `prepare` writes the teacher (vitb16, seed 0, LayerScale in [0.3, 1], random norms and biases), the training photos
 (short side 160) and every 3rd of the first 600 frames of vtest.avi (short side 128) as JPEG files; held out: the
@@ -112,10 +112,10 @@ def measure(work: Path) -> dict:
     import torch.nn.functional as F
 
     from edgedino.train import distributed
-    from edgedino.train.checkpoint import load_checkpoint
-    from edgedino.train.distill import DistillStep
     from edgedino.train.distill_config import config_from_dict
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.losses.feature import patch_cosine
+    from edgedino.train.run_state import load_checkpoint
     from edgedino.train.teacher import load_teacher
 
     torch.set_grad_enabled(False)
@@ -226,7 +226,7 @@ OMP_NUM_THREADS=1 nice -n 5 edgedino distill --preset tiny-cpu --teacher-weights
 edgedino export --target all --precision fp32,int8 --weights /tmp/distill_bench/run/STUDENT.pth --imgsz 96 \\
     --calib /tmp/distill_bench/held_out --out /tmp/distill_bench/exp_STUDENT \\
     --json /tmp/distill_bench/export_STUDENT.json
-python benchmarks/distill_vitb_cpu.py report --work /tmp/distill_bench --results benchmarks/results/intel-xeon-2c
+python benchmarks/distill_vitb_cpu.py report --work /tmp/distill_bench --results benchmarks/results/amd-epyc-2c
 ```
 
 ## Patch-token cosine to the teacher on {held} held-out images (4 unseen photos, 16 later vtest frames), 96 px
@@ -298,7 +298,7 @@ def main() -> None:
     p.add_argument("what", choices=("prepare", "report"))
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("/tmp/distill_bench"))
-    p.add_argument("--results", type=Path, default=Path("benchmarks/results/intel-xeon-2c"))
+    p.add_argument("--results", type=Path, default=Path("benchmarks/results/amd-epyc-2c"))
     a = p.parse_args()
     if a.what == "prepare":
         prepare(a.shared, a.work)

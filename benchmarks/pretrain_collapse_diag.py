@@ -33,7 +33,7 @@ def run(work: Path, name: str, overrides: list[str], steps: int) -> tuple[Path, 
                                                 f"data.sources={data}", *overrides])
     out = work / "diag" / name
     pretrain(cfg, out, max_steps=steps)
-    return out, cfg.heads.out_dim
+    return out, cfg.heads.dino.out_dim
 
 
 def table(runs: list[Path], out_dim: int = 1024) -> str:
@@ -66,7 +66,7 @@ def main() -> None:
     r.add_argument("overrides", nargs="*", help="key=value config overrides")
     t = sub.add_parser("table", help="the collapse signals of finished runs")
     t.add_argument("runs", nargs="+", type=Path)
-    t.add_argument("--out-dim", type=int, default=1024, help="K, the runs' heads.out_dim (default tiny-cpu's)")
+    t.add_argument("--out-dim", type=int, default=1024, help="K, the runs' heads.dino.out_dim (default tiny-cpu's)")
     a = p.parse_args()
     if a.cmd == "run":
         out, k = run(a.work, a.name, a.overrides, a.steps)

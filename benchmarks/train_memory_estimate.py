@@ -28,8 +28,8 @@ mode, preset, batch, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.arg
 assets = str(Path("edgedino/assets").resolve())
 if preset.startswith("distill:"):
     from edgedino.cli import distill as cli
-    from edgedino.train.distill import DistillStep
-    from edgedino.train.distill_run import make_distill_transform, teacher_size
+    from edgedino.train.distill_step import DistillStep
+    from edgedino.train.distill import make_distill_transform, teacher_size
     from edgedino.train.teacher import load_teacher
     import argparse
     p = argparse.ArgumentParser(); cli.add_arguments(p)
@@ -42,8 +42,8 @@ if preset.startswith("distill:"):
     transform = make_distill_transform(cfg, kind, teacher_size(cfg, teacher.backbone.stride))
 else:
     from edgedino.train.config import load_config, preset_path
-    from edgedino.train.pretrain import make_transform
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.run import make_transform
+    from edgedino.train.pretrain_step import SSLStep
     cfg = load_config(preset_path(preset), [f"run.batch={batch}", "data.workers=0", *extra])
     cfg.data.sources = [assets]
     d = distributed.Dist()

@@ -4,7 +4,10 @@ Importing the package is torch-free; `load_backbone`, `save_backbone` and `creat
 on first use, so a device with only `edgedino[runtime]` can use `edgedino.runtime` and `edgedino.track`.
 """
 
+from edgedino import moved
 from edgedino.version import __version__
+
+moved.install()
 
 _LAZY = {
     "load_backbone": "edgedino.checkpoints",

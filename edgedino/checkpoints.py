@@ -20,13 +20,13 @@ from edgedino import dcp, fetch, hf_layout
 from edgedino.atomic import atomic_path
 from edgedino.digest import check_name_hash
 from edgedino.errors import CheckpointError
-from edgedino.models import Backbone, ModelConfig, create_model, get_config, match_preset
+from edgedino.models import FAMILIES, Backbone, ModelConfig, create_model, get_config, match_preset
 from edgedino.models.config import config_from_dict, config_to_dict
 from edgedino.models.infer import check_family, infer_config
 from edgedino.models.rope import rope_periods
 from edgedino.official_layout import add_aliases, drop_aliases
 from edgedino.readers import torch_load
-from edgedino.runtime.base import is_artifact
+from edgedino.runtime.formats import format_of
 from edgedino.version import __version__
 
 LAYOUTS = ("official", "hf", "edgedino")
@@ -90,7 +90,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str, ModelConf
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"weights not found: {path}")
-    if is_artifact(path):
+    if format_of(path) is not None:
         raise CheckpointError(f"{path} is an exported artifact, not weights: `edgedino info --weights` shows its "
                               "metadata; `features` and `eval` run it; export again from the weights it was "
                               "exported from")
@@ -124,7 +124,7 @@ def read_teacher(path: str | Path, parts: tuple[str, ...]) -> tuple[dict[str, Te
 
     Training checkpoints: the official teacher_checkpoint.pth ({"teacher": ...}), a DCP folder as official runs
     save them (the whole run: model.teacher.*, or the sharded teacher: model.backbone.*), such a folder converted
-    to one file by dcp_to_torch_save ({"model": ...}), and edgedino's own (edgedino.train.checkpoint)."""
+    to one file by dcp_to_torch_save ({"model": ...}), and edgedino's own (edgedino.train.run_state)."""
     path = fetch.resolve(path)
     if dcp.is_dcp(path):
         names = dcp.tensor_names(path)
@@ -135,7 +135,7 @@ def read_teacher(path: str | Path, parts: tuple[str, ...]) -> tuple[dict[str, Te
                                   "or model.backbone.*)")
         wanted = [n for n in names if n[len(prefix):].startswith(parts)]
         return {n[len(prefix):]: t for n, t in dcp.load_tensors(path, wanted).items()}, None
-    if not path.is_file() or path.suffix == ".safetensors" or is_artifact(path):
+    if not path.is_file() or path.suffix == ".safetensors" or format_of(path) is not None:
         return None
     obj = torch_load(path)
     teacher = _teacher_of(obj) if isinstance(obj, dict) else None
@@ -167,7 +167,8 @@ def _backbone_of(teacher: dict, path: Path) -> dict:
 
 def _official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """Official-layout tensors without the aliases the official state_dict() adds (checked equal)."""
-    return drop_aliases(sd, "convnext" if "downsample_layers.0.0.weight" in sd else "vit")
+    family = next((f for f in FAMILIES.values() if f.marker in sd), None)
+    return drop_aliases(sd, family.name) if family else sd  # not a backbone at all: said when its config is read
 
 
 def check_keys(net: Backbone, sd: dict[str, Tensor]) -> None:

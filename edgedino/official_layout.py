@@ -1,9 +1,8 @@
 """The official DINOv3 key layout's aliases: tensors its state_dict() writes twice under two names.
 
-The official ConvNeXt keeps its final norm in `norm` and again as the last entry of `norms` (three identities
-then `norm`, for get_intermediate_layers), so every released ConvNeXt file holds `norms.3.*` beside `norm.*`.
-edgedino's modules hold each tensor once: reading drops the alias after checking the copies agree, writing
-adds it back so that the official code loads our files with strict=True.
+Each family declares its aliases (edgedino.models.families; the official ConvNeXt keeps its final norm in `norm`
+and again as `norms.3`). edgedino's modules hold each tensor once: reading drops the alias after checking the
+copies agree, writing adds it back so that the official code loads our files with strict=True.
 """
 
 from __future__ import annotations
@@ -12,17 +11,13 @@ import torch
 from torch import Tensor
 
 from edgedino.errors import CheckpointError
-
-ALIASES: dict[str, dict[str, str]] = {  # family -> {alias key: the key edgedino's module holds}
-    "vit": {},
-    "convnext": {"norms.3.weight": "norm.weight", "norms.3.bias": "norm.bias"},
-}
+from edgedino.models.families import get_family
 
 
 def drop_aliases(sd: dict[str, Tensor], family: str) -> dict[str, Tensor]:
     """The tensors without their alias copies; a copy that differs from its original is a CheckpointError."""
     out = dict(sd)
-    for alias, key in ALIASES[family].items():
+    for alias, key in get_family(family).aliases.items():
         if alias not in out:
             continue
         copy = out.pop(alias)
@@ -34,6 +29,19 @@ def drop_aliases(sd: dict[str, Tensor], family: str) -> dict[str, Tensor]:
     return out
 
 
+def __getattr__(name: str):
+    """ALIASES, the old table of every family's aliases: deprecated (each Family declares its own)."""
+    if name != "ALIASES":
+        raise AttributeError(f"module 'edgedino.official_layout' has no attribute {name!r}")
+    import warnings
+
+    from edgedino.models.families import FAMILIES
+
+    warnings.warn("edgedino.official_layout.ALIASES is now edgedino.models.get_family(name).aliases; the old name "
+                  "goes in edgedino 0.3", DeprecationWarning, stacklevel=2)
+    return {f.name: f.aliases for f in FAMILIES.values()}
+
+
 def add_aliases(sd: dict[str, Tensor], family: str) -> dict[str, Tensor]:
     """The tensors plus each alias, appended where the official state_dict() has them (after every module)."""
-    return sd | {alias: sd[key] for alias, key in ALIASES[family].items() if key in sd}
+    return sd | {alias: sd[key] for alias, key in get_family(family).aliases.items() if key in sd}

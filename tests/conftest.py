@@ -32,24 +32,11 @@ def image_batch():
 
 
 def perturb_model(model, seed: int):
-    """Make every part of a model matter: LayerScale in [0.3, 1.0], random biases and norms.
+    """Make every part of a model matter (edgedino.bench.stress_weights.perturb, which the stress weights start
+    from): LayerScale in [0.3, 1.0], random biases and norms."""
+    from edgedino.bench.stress_weights import perturb
 
-    Default init has LayerScale 1e-5 (ViT) or 1e-6 (ConvNeXt), which mutes every block: a comparison on such
-    weights would hide attention, RoPE and quantization errors inside the blocks.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("lambda1", "gamma")):
-                p.copy_(0.3 + 0.7 * torch.rand(p.shape, generator=g))
-            elif "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith("bias") or "token" in name:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
-    return model
-
+    return perturb(model, seed)
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +49,11 @@ def perturb():
 def official_state():
     """A function: (preset key in official_keys.json, model) -> the state dict with exactly the names, shapes and
     order that the official code's state_dict() has, filled with the model's tensors (aliases share them)."""
-    from edgedino.official_layout import ALIASES
+    from edgedino.models import get_family
 
     def build(preset: str, model) -> dict:
         own = model.state_dict()
-        aliases = ALIASES[model.cfg.family]
+        aliases = get_family(model.cfg.family).aliases
         sd = {name: own[aliases.get(name, name)].clone() for name, _ in OFFICIAL_KEYS[preset]}
         assert {k: list(v.shape) for k, v in sd.items()} == dict(map(tuple, OFFICIAL_KEYS[preset]))
         return sd

@@ -49,8 +49,8 @@ def openvino(xml: Path) -> tuple[str, bytes]:
 def mlpackage(path: Path) -> tuple[str, bytes]:
     import numpy as np
 
-    from edgedino.export.coreml_consts import main_ops
-    from edgedino.export.coreml_interp.package import Blobs, constant, read_spec
+    from edgedino.export.coreml.constants import main_ops
+    from edgedino.export.coreml.interpreter.package import Blobs, constant, read_spec
     from edgedino.runtime.coreml import model_files, read_snapshot
 
     def read(package: Path) -> tuple[str, bytes]:

@@ -183,6 +183,35 @@ def test_unreadable_video_is_a_clear_error(clip, tmp_path):
     assert run.returncode == 2 and "cannot read video" in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
+@pytest.mark.parametrize("display", [None, ":987"], ids=["unset", "no-server"])
+@pytest.mark.parametrize("script,hint", [(TRACK, " (with --box or --mask)"), (FEATURES, "")], ids=["track", "features"])
+def test_no_display_says_use_headless(clip, display, script, hint):
+    """Without --headless and without an X server, a one-line answer and exit 2, not Qt's abort (exit 134)."""
+    run = app(script, "--model", clip.model, "--source", clip.video, env={"DISPLAY": display} if display else None)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().endswith(f"error: no display: use --headless{hint}") and len(run.stderr.splitlines()) == 1
+
+
+def test_summary_says_when_every_object_was_lost(clip, tmp_path):
+    """A red square that stays is tracked to the end; one on the first frame only is lost on frame 1, and the
+    summary says so."""
+    import cv2
+
+    for name, frames_with_square in (("stays", range(6)), ("goes", [0])):
+        frames = tmp_path / name
+        frames.mkdir()
+        for i in range(6):
+            grey = np.full((240, 320, 3), 120, np.uint8)
+            if i in frames_with_square:
+                grey[80:160, 100:180] = (0, 0, 255)
+            cv2.imwrite(str(frames / f"{i:03d}.png"), grey)
+    kept = app(TRACK, "--model", clip.model, "--source", tmp_path / "stays", "--headless", "--box", "100,80,80,80")
+    assert kept.returncode == 0 and "every object was lost" not in kept.stderr, kept.stderr
+    run = app(TRACK, "--model", clip.model, "--source", tmp_path / "goes", "--headless", "--box", "100,80,80,80")
+    assert run.returncode == 0, run.stderr
+    assert "every object was lost from frame 1 to the end" in run.stderr
+
+
 # ---------------------------------------------------------------- sources that fail
 
 
@@ -237,6 +266,7 @@ def failing_run(clip, source: str, tmp_path: Path) -> tuple[subprocess.Completed
 def test_missing_camera_or_dead_url_exits_with_a_message(clip, tmp_path, source):
     run, seconds = failing_run(clip, source, tmp_path)
     assert run.returncode == 2 and "cannot read" in run.stderr and "gave up after 1 retries" in run.stderr
+    assert "WARN" not in run.stderr and "VIDEOIO" not in run.stderr, run.stderr  # OpenCV's own probe log is silenced
     assert seconds < 45 and not (tmp_path / "tracks.jsonl").exists()
 
 
@@ -451,3 +481,12 @@ def test_track_window_init_by_mouse(clip, display, tmp_path, mode):
         assert bx <= x + w / 2 <= bx + bw and by <= y + h / 2 <= by + bh, (first[0], clip.boxes[1])
     else:  # grown from the clicked patches (how far depends on the features: random weights here), so it meets
         assert x < bx + bw and bx < x + w and y < by + bh and by < y + h, (first[0], clip.boxes[1])  # the object
+
+
+@pytest.mark.parametrize("app", ["track", "features", "classify", "segment"])
+def test_every_app_runs_numpy_blas_on_one_thread(app):
+    """Set by edgedino.apps before numpy loads (numpy reads it once): each app's own numpy work stays on one core."""
+    code = f"import edgedino.apps.{app}, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "1", out

@@ -121,7 +121,7 @@ def weights(name: str, change):
 ONNX, XML, TFLITE, MLPACKAGE = (f"{{dir}}/{NAME}{s}" for s in (".onnx", ".xml", ".tflite", ".mlpackage"))
 EXPORT = ["export", "--model", "vit_test", "--imgsz", "64", "--out", "{dir}/out"]
 TRACK = ["apps/track.py", "--model", ONNX, "--source", "{dir}/frames", "--box", "8,8,32,32", "--headless"]
-BENCH = ["benchmark", "--model", "vit_test", "--imgsz", "64", "--targets", "torch", "--iters", "1"]
+BENCH = ["benchmark", "--model", "vit_test", "--imgsz", "64", "--target", "torch", "--iters", "1"]
 FOLDER = "is a folder: give a file name"
 NOT_PLAIN = "which is not a plain file name"
 CORRUPT = r"cannot load .*not a valid .* artifact \(truncated or corrupt\?\)"
@@ -143,7 +143,7 @@ CASES = [
     Case("benchmark --json FOLDER", [*BENCH, "--json", "{dir}/victim"], victim(), message=FOLDER),
     Case("benchmark --md FOLDER", [*BENCH, "--md", "{dir}/victim"], victim(), message=FOLDER),
     Case("benchmark --plot FOLDER", [*BENCH, "--plot", "{dir}/victim"], victim(), message=FOLDER),
-    Case("features --out FOLDER", ["features", "{dir}/a.png", "--model", "vit_test", "--out", "{dir}/victim.png"],
+    Case("features --out FOLDER", ["features", "{dir}/a.png", "--model", "vit_test", "--save", "{dir}/victim.png"],
          then(png("a.png", 64, 64), victim("victim.png")), message=FOLDER),
     Case("track --json FOLDER", [*TRACK, "--json", "{dir}/victim"], then(copy("onnx"), frames(), victim()),
          message=FOLDER),
@@ -220,9 +220,9 @@ CASES = [
                                                "--out", "{dir}/out"],
          write("r.yaml", "target: coreml\nimgsz: 64\noptions: {minimum_deployment_target: iOS99}\n"), code=1,
          message="minimum_deployment_target 'iOS99' is not supported"),
-    Case("features, a 1x4000 PNG", ["features", "{dir}/tall.png", "--model", "vit_test", "--out", "{dir}/p.png"],
+    Case("features, a 1x4000 PNG", ["features", "{dir}/tall.png", "--model", "vit_test", "--save", "{dir}/p.png"],
          png("tall.png", 4000, 1), message="aspect ratio over 16:1"),
-    Case("features, a 20000x20000 PNG", ["features", "{dir}/huge.png", "--model", "vit_test", "--out",
+    Case("features, a 20000x20000 PNG", ["features", "{dir}/huge.png", "--model", "vit_test", "--save",
                                          "{dir}/p.png"], huge_png_header("huge.png", 20000, 20000),
          message="20000x20000 image .* over edgedino's limit of 100 megapixels"),
 ]

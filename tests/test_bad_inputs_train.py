@@ -121,15 +121,21 @@ TINY_ARCH = {"embed_dim": 128, "depth": 4, "num_heads": 4, "ffn_hidden": 512, "p
 
 CASES: dict[str, Case] = {
     # numeric settings out of range, wrong types, unknown keys (pretraining)
-    "lr-nan": Case(PRETRAIN + ["optim.lr=nan"], 2, r"optim\.lr=nan: must be a finite number > 0"),
-    "lr-inf": Case(PRETRAIN + ["optim.lr=.inf"], 2, r"optim\.lr=inf: must be a finite number > 0"),
-    "lr-negative": Case(PRETRAIN + ["optim.lr=-1"], 2, r"optim\.lr=-1\.0: must be a finite number > 0"),
+    "lr-nan": Case(PRETRAIN + ["optim.lr=nan"], 2, r"optim\.lr=nan: must be a finite number >= 0"),
+    "lr-inf": Case(PRETRAIN + ["optim.lr=.inf"], 2, r"optim\.lr=inf: must be a finite number >= 0"),
+    "lr-negative": Case(PRETRAIN + ["optim.lr=-1"], 2, r"optim\.lr=-1\.0: must be a finite number >= 0"),
     "lr-list": Case(PRETRAIN + ["optim.lr=[1,2]"], 2, r"optim\.lr=\[1, 2\]: must be a finite number"),
     "lr-bool": Case(PRETRAIN + ["optim.lr=true"], 2, r"optim\.lr=True: must be a finite number"),
-    "min-lr-above-lr": Case(PRETRAIN + ["optim.min_lr=1"], 2, r"optim\.min_lr=1\.0: must not exceed optim\.lr"),
+    "lr-all-zero": Case(PRETRAIN + ["optim.lr=0", "optim.min_lr=0"], 2, r"optim\.lr=0 and optim\.min_lr=0: .*nothing"),
+    "koleo-group-1": Case(PRETRAIN + ["loss.koleo_group=1"], 2, r"loss\.koleo_group=1: a KoLeo group needs at least 2"),
+    "resolution-weights-0": Case(PRETRAIN + ["crops.resolutions=[[64,32,0]]"], 2,
+                                 r"crops\.resolutions=.*the weights must not all be 0"),
+    "resolution-row-short": Case(PRETRAIN + ["crops.resolutions=[[64,32]]"], 2,
+                                 r"crops\.resolutions=\[64, 32\]: must be 3 numbers"),
+    "parallel-unknown": Case(PRETRAIN + ["run.parallel=zero3"], 2, r"run\.parallel='zero3': use one of ddp, fsdp"),
     "teacher-temp-0": Case(PRETRAIN + ["loss.teacher_temp=0"], 2, r"loss\.teacher_temp=0\.0: must be .*> 0"),
     "student-temp-negative": Case(PRETRAIN + ["loss.student_temp=-0.1"], 2, r"loss\.student_temp=-0\.1"),
-    "out-dim-0": Case(PRETRAIN + ["heads.out_dim=0"], 2, r"heads\.out_dim=0: must be an integer >= 2"),
+    "out-dim-0": Case(PRETRAIN + ["heads.dino.out_dim=0"], 2, r"heads\.dino\.out_dim=0: must be an integer >= 2"),
     "sinkhorn-0": Case(PRETRAIN + ["loss.sinkhorn_iterations=0"], 2, r"loss\.sinkhorn_iterations=0: .*>= 1"),
     "momentum-above-1": Case(PRETRAIN + ["ema.momentum=1.5"], 2, r"ema\.momentum=1\.5: .*in \[0, 1\]"),
     "mask-ratio-reversed": Case(PRETRAIN + ["loss.mask_ratio=[0.5,0.1]"], 2, r"loss\.mask_ratio=.*low <= high"),
@@ -160,7 +166,7 @@ CASES: dict[str, Case] = {
                      nan_backbone("nan.pth", "vit_test", TINY_ARCH)),
     # distillation
     "distill-max-steps-0": Case(DISTILL + ["--max-steps", "0"], 2, r"argument --max-steps: must be at least 1"),
-    "distill-lr-nan": Case(DISTILL + ["optim.lr=nan"], 2, r"optim\.lr=nan: must be a finite number > 0"),
+    "distill-lr-nan": Case(DISTILL + ["optim.lr=nan"], 2, r"optim\.lr=nan: must be a finite number >= 0"),
     "distill-scale-0": Case(DISTILL + ["distill.teacher_scale=0"], 2, r"distill\.teacher_scale=0\.0: .*> 0"),
     "distill-weight-negative": Case(DISTILL + ["distill.cosine=-1"], 2, r"distill\.cosine=-1\.0: .*>= 0"),
     "distill-targets": Case(DISTILL + ["distill.targets=logits"], 2, r"distill\.targets='logits': use one of"),
@@ -303,5 +309,5 @@ def test_every_numeric_setting_has_a_range():
 
     numeric = {key for key, _, default in _leaves(DistillConfig())
                if isinstance(default, (int, float, tuple)) and not isinstance(default, bool)}
-    numeric |= {f"crops.{f.name}" for f in fields(MultiCropConfig)}
+    numeric |= {f"crops.{f.name}" for f in fields(MultiCropConfig) if not isinstance(f.default, bool)}
     assert numeric - set(RANGES) == set() and set(RANGES) - numeric == set()

@@ -34,7 +34,7 @@ def benchmark(cache, tmp_path, *args):
 @pytest.fixture(scope="module")
 def first_run(cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run1")
-    out = benchmark(cache, tmp, "--targets", "torch,onnx,openvino,tflite,coreml", "--precision", "fp32,int8")
+    out = benchmark(cache, tmp, "--target", "torch,onnx,openvino,tflite,coreml", "--precision", "fp32,int8")
     return out, json.loads((tmp / "r.json").read_text()), tmp
 
 
@@ -75,7 +75,7 @@ def test_outputs_written(first_run):
 
 
 def test_second_run_hits_the_cache(first_run, cache, tmp_path):
-    out = benchmark(cache, tmp_path, "--targets", "onnx", "--precision", "int8")
+    out = benchmark(cache, tmp_path, "--target", "onnx", "--precision", "int8")
     assert out.returncode == 0, out.stderr
     (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert row["cached"] and row["status"] == "measured"
@@ -128,7 +128,7 @@ def test_shipped_suites_load():
 
 
 def test_size_not_multiple_of_stride(cache, tmp_path):
-    out = benchmark(cache, tmp_path, "--imgsz", "70", "--targets", "torch")
+    out = benchmark(cache, tmp_path, "--imgsz", "70", "--target", "torch")
     assert out.returncode == 2 and "not a multiple of the model's stride 16" in out.stderr
 
 

@@ -66,7 +66,7 @@ def test_features_and_eval_run_an_exported_artifact(image_paths, tmp_path):
     assert edgedino("export", "--target", "onnx", "--model", "vit_test", "--imgsz", "64",
                     "--out", str(tmp_path)).returncode == 0
     artifact = str(tmp_path / "vit_test_64_fp32.onnx")
-    out = edgedino("features", str(image_paths[0]), "--weights", artifact, "--out", str(tmp_path / "pca.png"))
+    out = edgedino("features", str(image_paths[0]), "--weights", artifact, "--save", str(tmp_path / "pca.png"))
     assert out.returncode == 0 and "at 64x64 -> 4x4 patches of 64 dims" in out.stdout, out.stderr
     assert cv2.imread(str(tmp_path / "pca.png")).shape[0] == 64  # image and PCA side by side, at the artifact size
     for i, p in enumerate(image_paths[:6]):
@@ -80,7 +80,7 @@ def test_features_and_eval_run_an_exported_artifact(image_paths, tmp_path):
 
 def test_features_writes_a_pca_picture(image_paths, tmp_path):
     out_png = tmp_path / "pca.png"
-    out = edgedino("features", str(image_paths[0]), "--model", "vit_test", "--imgsz", "224", "--out", str(out_png))
+    out = edgedino("features", str(image_paths[0]), "--model", "vit_test", "--imgsz", "224", "--save", str(out_png))
     assert out.returncode == 0, out.stderr
     picture = cv2.imread(str(out_png))
     assert picture is not None and picture.shape[0] == 224

@@ -16,11 +16,11 @@ from coremltools.converters.mil import Builder as mb
 
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
-from edgedino.export import verify
-from edgedino.export.coreml import CoreMLTarget, _compress_weights, _set_metadata
-from edgedino.export.coreml_check import INTERPRETER, InterpreterRuntime
-from edgedino.export.coreml_interp import Program
-from edgedino.export.coreml_interp.package import Blobs, read_spec, type_name
+from edgedino.export import parity
+from edgedino.export.coreml.convert import CoreMLTarget, _compress_weights, _set_metadata
+from edgedino.export.coreml.interpreter import Program
+from edgedino.export.coreml.interpreter.package import Blobs, read_spec, type_name
+from edgedino.export.coreml.numeric_check import INTERPRETER, InterpreterRuntime
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import PRECISIONS, THRESHOLDS, ExportSpec
@@ -180,15 +180,15 @@ def package(tmp_path_factory, image_batch, perturb):
         if key not in done:
             module = modules[name, size]
             spec = ExportSpec("coreml", precision, size, options={"minimum_deployment_target": opset})
-            conv = Conversion(module, spec, image_batch(size)[:4], build_metadata(module, spec))
+            conversion = Conversion(module, spec, image_batch(size)[:4], build_metadata(module, spec))
             path = tmp_path_factory.mktemp("coreml") / f"{name}_{precision}_{opset}.mlpackage"
             if derive and precision in ("int8-weights", "palettize4"):
                 fp16 = ct.models.MLModel(str(get(name, size, "fp16", opset)[1]), skip_model_load=True)
                 compressed = _compress_weights(fp16, precision)
-                _set_metadata(compressed, conv)
+                _set_metadata(compressed, conversion)
                 compressed.save(str(path))
             else:
-                TARGET.convert(conv, path)
+                TARGET.convert(conversion, path)
             done[key] = module, path
         return done[key]
 
@@ -244,11 +244,11 @@ REAL = [(m, p) for m in ("vits16", "convnext_tiny") for p in PRECISIONS]
 def test_real_size_package_matches_pytorch_at_the_export_threshold(package, image_batch, name, precision):
     module, path = package(name, (224, 224), precision, derive=True)
     inputs = image_batch((224, 224))[4:6]
-    parity = {p.output: p for p in verify.compare(InterpreterRuntime(path), inputs, verify.reference(module, inputs))}
-    assert parity["patch_tokens"].cosine_mean >= THRESHOLDS[precision], parity
-    assert parity["cls"].cosine_mean >= THRESHOLDS[precision] - (0.02 if precision == "int8" else 0), parity
+    report = {p.output: p for p in parity.compare(InterpreterRuntime(path), inputs, parity.reference(module, inputs))}
+    assert report["patch_tokens"].cosine_mean >= THRESHOLDS[precision], report
+    assert report["cls"].cosine_mean >= THRESHOLDS[precision] - (0.02 if precision == "int8" else 0), report
     if precision == "fp32":
-        assert parity["patch_tokens"].max_abs < 1e-3, parity
+        assert report["patch_tokens"].max_abs < 1e-3, report
 
 
 def transposed_copy(src, dst) -> None:
@@ -281,7 +281,7 @@ def test_a_transposed_weight_is_caught(package, image_batch, tmp_path):
 
     module, path = package("vit_test", (64, 64), "fp32")
     inputs = image_batch((64, 64))[:2]
-    reference = verify.reference(module, inputs)
+    reference = parity.reference(module, inputs)
     results = {}
     for kind, candidate in (("intact", path), ("broken", tmp_path / "broken.mlpackage")):
         if kind == "broken":
@@ -314,7 +314,7 @@ def test_a_weight_with_a_wrong_declared_shape_is_an_error(package, tmp_path):
 def test_interpreter_runs_without_torch(package):
     _, path = package("vit_test", (64, 64), "fp16")
     code = ("import sys; sys.modules['torch'] = None; import numpy as np; "
-            "from edgedino.export.coreml_check import InterpreterRuntime; "
+            "from edgedino.export.coreml.numeric_check import InterpreterRuntime; "
             f"r = InterpreterRuntime({str(path)!r}); out = r.run(np.ones(r.input_shape, np.float32)); "
             "print(r.metadata['precision'], sorted(out), out['patch_tokens'].shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -39,7 +39,7 @@ def batch_for(cfg, kind: str, teacher_side: int, n: int = 4) -> dict:
     """Crops of the shipped photos as the loader would stack them."""
     from edgedino.runtime.frames import sample_images
     from edgedino.runtime.preprocess import read_image
-    from edgedino.train.distill_run import make_distill_transform
+    from edgedino.train.distill import make_distill_transform
 
     crops = make_distill_transform(cfg, kind, teacher_side)
     items = [crops(read_image(p), np.random.default_rng(i)) for i, p in enumerate(sample_images()[:n])]
@@ -48,7 +48,7 @@ def batch_for(cfg, kind: str, teacher_side: int, n: int = 4) -> dict:
 
 def feature_step(teacher_net, cfg):
     from edgedino.train import distributed
-    from edgedino.train.distill import DistillStep
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.ema import frozen_copy
     from edgedino.train.teacher import Teacher
 
@@ -83,7 +83,7 @@ def test_feature_loss_is_zero_for_a_copy_of_the_teacher_and_positive_otherwise(m
 def test_projections_map_each_student_onto_the_teacher_width(student, teacher, projected):
     from edgedino import create_model
     from edgedino.models import get_config
-    from edgedino.train.distill import FeatureStudent
+    from edgedino.train.distill_step import FeatureStudent
 
     width = get_config(teacher).embed_dim
     net = FeatureStudent(create_model(student), width).eval()
@@ -119,7 +119,7 @@ def test_teacher_grid_is_aligned_to_the_convnext_grid():
 def test_the_teacher_really_sees_twice_the_resolution(perturb):
     from edgedino import create_model
     from edgedino.train import schedules
-    from edgedino.train.distill_run import teacher_size
+    from edgedino.train.distill import teacher_size
 
     seen, values = [], {}
     for scale in (1, 2):
@@ -210,9 +210,10 @@ def test_resume_continues_exactly(run4, data, teacher_file, tmp_path):
 
 
 def test_two_processes_equal_one_with_twice_the_batch(data, teacher_file, tmp_path):
-    """ConvNeXt student: no RoPE jitter, no drop path, so nothing random differs between the runs."""
+    """ConvNeXt student: no RoPE jitter, no drop path, so nothing random differs between the runs; KoLeo searches
+    each process's images (official), so the single process searches the same halves."""
     args = ["distill", "--preset", "tiny-cpu", "--teacher-weights", str(teacher_file), "--student", "convnext_test",
-            "--data", data, "--max-steps", "2", *FAST]
+            "--data", data, "--max-steps", "2", *FAST, "loss.koleo_group=2"]  # KoLeo per process: groups of 2
     one = edgedino(*args, "--out", str(tmp_path / "one"))
     assert one.returncode == 0, one.stderr
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
@@ -235,9 +236,9 @@ def test_head_targets_from_a_pretraining_checkpoint(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "DINO/iBOT heads" in r.stderr
     rows = records(tmp_path / "d")
-    for key in ("vit_test.dino", "vit_test.ibot", "vit_test.koleo", "convnext_test.dino", "teacher_entropy"):
+    for key in ("vit_test.dino", "vit_test.ibot", "vit_test.koleo", "convnext_test.dino", "convnext_test.ibot",
+                "teacher_entropy"):  # ConvNeXt students get the iBOT patch loss too (they are not masked)
         assert all(np.isfinite(x[key]) for x in rows), key
-    assert all("convnext_test.ibot" not in x for x in rows)  # ConvNeXt has no mask token
     assert all(x["vit_test.dino"] > 0 for x in rows)
     forced = edgedino("distill", "--preset", "tiny-cpu", "--teacher-weights", str(tmp_path / "pre" / "backbone.pth"),
                       "--data", data, "--out", str(tmp_path / "f"), "--max-steps", "1", *FAST,
@@ -245,29 +246,40 @@ def test_head_targets_from_a_pretraining_checkpoint(data, tmp_path):
     assert forced.returncode == 2 and "no DINO head" in forced.stderr
 
 
-def test_head_targets_in_process_freeze_the_students_prototypes_early(perturb):
+def test_head_targets_in_process_unmasked_students_and_ibot_for_convnext(perturb):
+    """Official distillation: the students see every patch (no mask token), the DINO loss leaves out the same-view
+    global pairs, and iBOT scores the mask-drawn patches for ViT and ConvNeXt students alike."""
     from edgedino import create_model
     from edgedino.train import distributed, schedules
-    from edgedino.train.distill import DistillStep
+    from edgedino.train.distill_step import DistillStep
     from edgedino.train.ema import frozen_copy
-    from edgedino.train.heads import DINOHead, HeadShape
+    from edgedino.train.projection_heads import DINOHead, HeadShape
     from edgedino.train.teacher import Teacher
 
-    cfg = tiny_config("distill.students=[vit_test, convnext_test]", "heads.freeze_prototypes=2")
+    cfg = tiny_config("distill.students=[vit_test, convnext_test]")
     torch.manual_seed(0)
-    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, HeadShape(32, 48, 16, 3))))
+    teacher = frozen_copy(Teacher(perturb(create_model("vit_test"), 0), DINOHead(64, HeadShape(32, 48, 16, 3)),
+                                  DINOHead(64, HeadShape(24, 40, 8, 2))))
     step = DistillStep(cfg, teacher, "heads", distributed.Dist())
-    assert step.terms == ["vit_test.dino", "vit_test.ibot", "vit_test.koleo",  # ConvNeXt: no mask token, no iBOT
-                          "convnext_test.dino", "convnext_test.koleo"]
-    assert step.students.nets["vit_test"].dino_head.last_layer.weight.shape == (32, 16)  # the teacher's head shape
-    for s, frozen in ((1, True), (2, False)):
-        terms = step.loss(batch_for(cfg, "heads", 64), s, schedules.at(cfg, s))
-        step.students.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        step.after_backward(s)
-        for net in step.students.nets.values():
-            assert (net.dino_head.last_layer.weight.grad is None) == frozen
-            assert net.dino_head.mlp[0].weight.grad is not None
+    assert step.terms == ["vit_test.dino", "vit_test.ibot", "vit_test.koleo",
+                          "convnext_test.dino", "convnext_test.ibot", "convnext_test.koleo"]
+    vit = step.students.nets["vit_test"]
+    assert vit.dino_head.last_layer.weight.shape == (32, 16) and vit.ibot_head.last_layer.weight.shape == (24, 8)
+    seen = []
+    for net in step.students.nets.values():
+        original = net.backbone.forward_features
+        net.backbone.forward_features = lambda x, masks=None, local=False, f=original: (seen.append(masks), f(
+            x, masks=masks, local=local))[1]
+    batch = batch_for(cfg, "heads", 64)
+    terms = step.loss(batch, 3, schedules.at(cfg, 3))
+    assert seen and all(m is None for m in seen)  # no student is masked
+    picks = step.picks(3, 4, batch["global"].flatten(0, 1))
+    assert picks["convnext_test"].shape == (8, 4) and picks["vit_test"].shape == (8, 16)
+    assert 0 < int(picks["vit_test"].sum()) < picks["vit_test"].numel()
+    for key in ("vit_test.ibot", "convnext_test.ibot", "vit_test.dino"):
+        assert torch.isfinite(terms[key]) and terms[key] > 0, key
+    terms["loss"].backward()
+    assert step.students.nets["convnext_test"].ibot_head.last_layer.weight.grad.abs().sum() > 0
 
 
 def test_bad_input_fails_before_writing(data, teacher_file, tmp_path):

@@ -16,10 +16,10 @@ import onnx
 import pytest
 
 from edgedino.export import THRESHOLDS, export
-from edgedino.export.coreml_check import INTERPRETER
+from edgedino.export.coreml.numeric_check import INTERPRETER
+from edgedino.export.parity import compare
 from edgedino.export.recipe import load_recipe
 from edgedino.export.target import all_targets, get_target
-from edgedino.export.verify import compare
 from edgedino.runtime import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
     """A converter that dies half-way (here: after writing part of the file) leaves nothing under out/."""
     from edgedino.export.onnx import OnnxTarget
 
-    def half_written(self, conv, path):
+    def half_written(self, conversion, path):
         path.write_bytes(b"partial")
         raise OSError("No space left on device")
 
@@ -202,7 +202,7 @@ def test_missing_converter_names_the_extra():
     assert "needs coremltools, which is not installed: pip install 'edgedino[export]'" in out.stdout
 
 
-@pytest.mark.parametrize("recipe", sorted((ROOT / "export").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", sorted((ROOT / "edgedino" / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
 def test_recipes_load_and_plan(recipe):
     from edgedino.export.exporter import plan
 

@@ -12,8 +12,8 @@ import torch
 import edgedino.runtime
 from edgedino import create_model
 from edgedino.errors import EdgeDinoError
-from edgedino.export.coreml import CoreMLTarget, embedded_metadata
-from edgedino.export.coreml_calib import run_program
+from edgedino.export.coreml.calibration import run_program
+from edgedino.export.coreml.convert import CoreMLTarget, embedded_metadata
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import PRECISIONS, ExportSpec
 from edgedino.export.target import Conversion
@@ -45,10 +45,10 @@ def convert(tmp_path_factory, image_batch):
     def get(name: str, size: tuple[int, int], precision: str):
         key = (name, size, precision)
         if key not in done:
-            conv = make_conversion(name, size, precision, image_batch(size)[:4])
+            conversion = make_conversion(name, size, precision, image_batch(size)[:4])
             path = tmp_path_factory.mktemp("coreml") / f"{name}_{size[0]}x{size[1]}_{precision}.mlpackage"
-            TARGET.convert(conv, path)
-            done[key] = conv, path
+            TARGET.convert(conversion, path)
+            done[key] = conversion, path
         return done[key]
 
     return get
@@ -56,8 +56,8 @@ def convert(tmp_path_factory, image_batch):
 
 @pytest.mark.parametrize(("name", "size", "precision"), CASES, ids=[f"{m}-{h}x{w}-{p}" for m, (h, w), p in CASES])
 def test_every_precision_converts_and_passes_static_checks(convert, name, size, precision):
-    conv, path = convert(name, size, precision)
-    lines = TARGET.static_checks(conv, path)
+    conversion, path = convert(name, size, precision)
+    lines = TARGET.static_checks(conversion, path)
     assert path.is_dir() and (path / "Manifest.json").is_file()
     assert any(line.startswith("input: image float32 (1, 3, ") for line in lines)
     (weights,) = [line for line in lines if line.startswith("weights:")]
@@ -71,9 +71,9 @@ def test_every_precision_converts_and_passes_static_checks(convert, name, size, 
 def test_metadata_round_trips_with_converter_versions(convert):
     import coremltools as ct
 
-    conv, path = convert("vit_test", (64, 96), "fp16")
+    conversion, path = convert("vit_test", (64, 96), "fp16")
     meta = read_metadata(path)
-    assert meta == embedded_metadata(conv)
+    assert meta == embedded_metadata(conversion)
     assert meta["converter"]["coremltools"] == ct.__version__ and meta["outputs"]["patch_tokens"] == [1, 4, 6, 64]
     description = ct.utils.load_spec(str(path)).description.metadata
     assert (description.author, description.license) == ("edgedino", "Apache-2.0")
@@ -86,14 +86,14 @@ def test_rope_tables_are_not_compressed_but_a_global_config_would_compress_them(
     import coremltools as ct
     import coremltools.optimize.coreml as cto
 
-    conv, path = convert("vit_test", (128, 192), "palettize4")
-    assert "RoPE: sin/cos tables (101, 64) stored uncompressed" in TARGET.static_checks(conv, path)
+    conversion, path = convert("vit_test", (128, 192), "palettize4")
+    assert "RoPE: sin/cos tables (101, 64) stored uncompressed" in TARGET.static_checks(conversion, path)
     fp32_conv, fp32_path = convert("vit_test", (128, 192), "fp32")
     naive = cto.palettize_weights(ct.models.MLModel(str(fp32_path), skip_model_load=True),
                                   cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=4)))
     naive.save(str(tmp_path / "naive.mlpackage"))
     with pytest.raises(EdgeDinoError, match="RoPE sin table"):
-        TARGET.static_checks(conv, tmp_path / "naive.mlpackage")
+        TARGET.static_checks(conversion, tmp_path / "naive.mlpackage")
 
 
 def test_a_wrong_expectation_fails_the_checks(convert):
@@ -117,17 +117,17 @@ def test_what_core_ml_cannot_express_is_refused_before_conversion(tmp_path, imag
              (dict(options={"minimum_deployment_target": "iOS16"}), "fp16", None, "'iOS16' is not supported"),
              ({}, "int8", None, "needs calibration images")]
     for spec_args, precision, calib, message in cases:
-        conv = make_conversion("vit_test", (64, 64), precision, calib, **spec_args)
+        conversion = make_conversion("vit_test", (64, 64), precision, calib, **spec_args)
         with pytest.raises(EdgeDinoError, match=message):
-            TARGET.convert(conv, tmp_path / "x.mlpackage")
+            TARGET.convert(conversion, tmp_path / "x.mlpackage")
         assert not (tmp_path / "x.mlpackage").exists()
 
 
 def test_ios18_target_converts_int8_with_fused_attention(tmp_path, image_batch):
-    conv = make_conversion("vit_test", (64, 64), "int8", image_batch((64, 64))[:4],
+    conversion = make_conversion("vit_test", (64, 64), "int8", image_batch((64, 64))[:4],
                            options={"minimum_deployment_target": "iOS18"})
-    TARGET.convert(conv, tmp_path / "m.mlpackage")
-    lines = TARGET.static_checks(conv, tmp_path / "m.mlpackage")
+    TARGET.convert(conversion, tmp_path / "m.mlpackage")
+    lines = TARGET.static_checks(conversion, tmp_path / "m.mlpackage")
     assert "opset CoreML8" in lines[0] and "constexpr_blockwise_shift_scale" in " ".join(lines)
 
 
@@ -137,14 +137,14 @@ def test_calibration_evaluator_reproduces_the_module(name, image_batch):
     computes."""
     import coremltools as ct
 
-    from edgedino.export.coreml import _to_mil
+    from edgedino.export.coreml.convert import _to_mil
 
-    conv = make_conversion(name, (64, 96), "fp32", None)
+    conversion = make_conversion(name, (64, 96), "fp32", None)
     x = image_batch((64, 96))[:1]
-    values = run_program(_to_mil(conv.module, "fp32", ct.target.iOS17), x)
+    values = run_program(_to_mil(conversion.module, "fp32", ct.target.iOS17), x)
     with torch.no_grad():
-        expected = conv.module(torch.from_numpy(x))
-    for out_name, want in zip(conv.module.output_names, expected, strict=True):
+        expected = conversion.module(torch.from_numpy(x))
+    for out_name, want in zip(conversion.module.output_names, expected, strict=True):
         np.testing.assert_allclose(values[out_name], want.numpy(), atol=1e-4, rtol=1e-4)
 
 
@@ -153,32 +153,32 @@ def test_int8_of_a_small_layerscale_model_passes_parity_in_the_interpreter(conve
     """Default init (LayerScale 1e-5 / 1e-6), like a briefly distilled student: int8 residual adds used to round
     the cls token away (vit_test cls cosine 0.94) or overflow float16 after coremltools rescaled them
     (convnext_test patch cosine 0.66, inf in the program)."""
-    from edgedino.export import verify
-    from edgedino.export.coreml_check import InterpreterRuntime
+    from edgedino.export import parity
+    from edgedino.export.coreml.numeric_check import InterpreterRuntime
     from edgedino.export.spec import THRESHOLDS
 
     scales = [p.abs().max().item() for n, p in create_model(name).named_parameters() if n.endswith("gamma")]
     assert scales and max(scales) <= 1e-5
-    conv, path = convert(name, (64, 64), "int8")
+    conversion, path = convert(name, (64, 64), "int8")
     inputs = image_batch((64, 64))[4:6]
     runtime = InterpreterRuntime(path)
-    parity = {p.output: p for p in verify.compare(runtime, inputs, verify.reference(conv.module, inputs))}
-    assert all(p.cosine_min >= THRESHOLDS["int8"] for p in parity.values()), parity
+    report = {p.output: p for p in parity.compare(runtime, inputs, parity.reference(conversion.module, inputs))}
+    assert all(p.cosine_min >= THRESHOLDS["int8"] for p in report.values()), report
     values = runtime.program.values({runtime.input_name: inputs[:1]})
     assert all(np.isfinite(v).all() for v in values.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f")
 
 
 def test_runtime_reads_metadata_but_refuses_prediction_off_macos(convert, monkeypatch):
     monkeypatch.setattr("platform.system", lambda: "Linux")
-    conv, path = convert("convnext_test", (64, 96), "fp16")
+    conversion, path = convert("convnext_test", (64, 96), "fp16")
     assert read_metadata(path)["model"] == "convnext_test"
     with pytest.raises(RuntimeUnavailable) as err:
         edgedino.runtime.load(path)
     assert str(err.value) == NOT_MACOS
     runtime = CoreMLRuntime(path)  # what load() builds on macOS: the description parses anywhere
     assert (runtime.kind, runtime.input_name, runtime.input_shape) == ("coreml", "image", (1, 3, 64, 96))
-    assert runtime.input_dtype == np.float32 and runtime.output_names == list(conv.module.output_names)
-    assert runtime.metadata == embedded_metadata(conv)
+    assert runtime.input_dtype == np.float32 and runtime.output_names == list(conversion.module.output_names)
+    assert runtime.metadata == embedded_metadata(conversion)
 
 
 def test_runtime_reads_metadata_without_torch(convert):
@@ -196,8 +196,8 @@ def test_a_tiny_input_exports_every_precision_and_tokens_are_not_weights(tmp_pat
     import coremltools as ct
 
     from edgedino.export import export
-    from edgedino.export.coreml import MIN_WEIGHT_SIZE, WEIGHT_INPUTS
-    from edgedino.export.coreml_consts import main_ops, size, uses, weight_names
+    from edgedino.export.coreml.constants import main_ops, size, uses, weight_names
+    from edgedino.export.coreml.convert import MIN_WEIGHT_SIZE, WEIGHT_INPUTS
 
     result = export("coreml", model="vit_test", precisions=list(PRECISIONS), imgsz=32, out=tmp_path,
                     log=lambda line: None)

@@ -217,7 +217,7 @@ def test_cli_trains_on_a_random_backbone_and_exports_it(data, tmp_path, capsys):
 
     head = tmp_path / "rand.pth"
     assert main(["head", "train", "--task", "classify", "--data", str(data / "digits"), "--model", "vit_test",
-                 "--imgsz", "32", "--steps", "200", "--out", str(head)]) == 0
+                 "--imgsz", "32", "--steps", "200", "--save", str(head)]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "chance 0.100" in out and (tmp_path / "rand_eval" / "confusion.png").exists()
     assert main(["export", "--head", str(head), "--target", "onnx", "--out", str(tmp_path / "x")]) == 0
@@ -238,7 +238,7 @@ def test_bad_data_is_a_clear_error(tmp_path, task, folders, message, capsys):
         (tmp_path / name).mkdir()
     cv2.imwrite(str(tmp_path / folders[0] / "a.png"), np.zeros((16, 16, 3), np.uint8))
     assert main(["head", "train", "--task", task, "--data", str(tmp_path), "--model", "vit_test", "--imgsz", "32",
-                 "--out", str(tmp_path / "h.pth")]) == 2
+                 "--save", str(tmp_path / "h.pth")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "h.pth").exists()
 
 

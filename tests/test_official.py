@@ -18,10 +18,9 @@ import torch
 from edgedino import create_model, load_backbone, save_backbone
 from edgedino.checkpoints import check_keys, official_state_dict, read_teacher
 from edgedino.errors import CheckpointError
-from edgedino.models import match_preset
+from edgedino.models import get_family, match_preset
 from edgedino.models.infer import infer_config
-from edgedino.official_layout import ALIASES
-from edgedino.train.heads import HeadShape
+from edgedino.train.projection_heads import HeadShape
 from edgedino.train.teacher import read_heads
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +55,7 @@ def test_official_key_list_both_ways(key):
         net = create_model(cfg)
     ours = [[k, list(v.shape)] for k, v in official_state_dict(net).items()]
     assert ours == OFFICIAL_KEYS[key]
-    loadable = {k: v for k, v in sd.items() if k not in ALIASES[cfg.family]}
+    loadable = {k: v for k, v in sd.items() if k not in get_family(cfg.family).aliases}
     check_keys(net, loadable)  # loading: nothing missing, nothing extra, every shape right
     with pytest.raises(CheckpointError, match="unexpected key 'extra.weight'"):
         check_keys(net, {**loadable, "extra.weight": torch.empty(1, device="meta")})
@@ -129,7 +128,7 @@ def test_local_cls_norm_is_training_only_and_for_local_crops(perturb, tmp_path):
 
 def heads_state(in_dim: int, dino: HeadShape, ibot: HeadShape, seed: int) -> dict[str, torch.Tensor]:
     """Official-layout DINO and iBOT head tensors (mlp.N, last_layer) with their own sizes."""
-    from edgedino.train.heads import DINOHead
+    from edgedino.train.projection_heads import DINOHead
 
     torch.manual_seed(seed)
     return ({f"dino_head.{k}": v for k, v in DINOHead(in_dim, dino).state_dict().items()}
@@ -231,4 +230,4 @@ def test_distillation_from_an_official_training_checkpoint_with_unequal_heads(pe
     assert student["dino_head.last_layer.weight"].shape == (DINO.out_dim, DINO.bottleneck)
     assert student["ibot_head.last_layer.weight"].shape == (IBOT.out_dim, IBOT.bottleneck)
     assert student["ibot_head.mlp.0.weight"].shape == (IBOT.hidden, 64)
-    assert load_config(preset_path("tiny-cpu")).heads.out_dim not in (DINO.out_dim, IBOT.out_dim)
+    assert load_config(preset_path("tiny-cpu")).heads.dino.out_dim not in (DINO.out_dim, IBOT.out_dim)

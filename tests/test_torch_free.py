@@ -1,5 +1,6 @@
-"""The device side without PyTorch: a fresh venv with only `edgedino[runtime]` installed (non-editable) imports
-edgedino.runtime and edgedino.track, runs ONNX, OpenVINO and TFLite artifacts exported here, and runs the apps."""
+"""The device side without PyTorch: a fresh venv with only the wheel's `edgedino[runtime]` installed imports
+edgedino.runtime and edgedino.track, runs ONNX, OpenVINO and TFLite artifacts exported here, runs the installed apps
+(edgedino-track, python -m edgedino.apps.features) and finds the shipped recipes by name."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ DEVICE_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def device_venv(tmp_path_factory) -> Path:
-    """A new venv with `pip install <checkout>[runtime]` (a copy of the installable files, so the checkout gets no
-    build/ folder); its python."""
+    """A new venv with `pip install edgedino-*.whl[runtime]`, the wheel built from a copy of the installable files
+    (so the checkout gets no build/ folder); its python."""
     root = tmp_path_factory.mktemp("torch_free")
     src = root / "src"
     shutil.copytree(ROOT / "edgedino", src / "edgedino", ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,7 +55,11 @@ def device_venv(tmp_path_factory) -> Path:
         shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=120)
     python = root / "venv" / "bin" / "python"
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{src}[runtime]"], capture_output=True,
+    wheel = subprocess.run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+                            str(root / "dist"), str(src)], capture_output=True, text=True, timeout=600)
+    assert wheel.returncode == 0, wheel.stdout + wheel.stderr
+    (whl,) = (root / "dist").glob("edgedino-*.whl")
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{whl}[runtime]"], capture_output=True,
                          text=True, timeout=600)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return python
@@ -101,12 +106,32 @@ def test_device_side_runs_without_torch(device_venv, artifacts, tmp_path):
         writer.write(cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)[40 + i * 2:280 + i * 2, 40 + i * 4:360 + i * 4])
     writer.release()
     by_suffix = {p.suffix: p for p in artifacts}
-    for script, model, extra in (("track.py", by_suffix[".tflite"], ["--box", "100,60,80,80", "--json", "t.jsonl"]),
-                                 ("features.py", by_suffix[".xml"], [])):
-        out = tmp_path / f"{script}.mp4"
-        app = subprocess.run([str(device_venv), str(ROOT / "apps" / script), "--model", str(model), "--source",
-                              str(video), "--headless", "--save", str(out), *extra], capture_output=True,
-                             text=True, timeout=300, cwd=tmp_path)
+    bin_dir = device_venv.parent
+    for name, command, model, extra in (
+            ("track", [bin_dir / "edgedino-track"], by_suffix[".tflite"],
+             ["--box", "100,60,80,80", "--json", "t.jsonl"]),
+            ("features", [device_venv, "-m", "edgedino.apps.features"], by_suffix[".xml"], [])):
+        out = tmp_path / f"{name}.mp4"
+        app = subprocess.run([*map(str, command), "--model", str(model), "--source", str(video), "--headless",
+                              "--save", str(out), *extra], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert app.returncode == 0 and "FPS end to end" in app.stderr, app.stderr
         assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 12
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 12
+
+
+def test_installed_apps_and_recipes(device_venv, tmp_path):
+    """Every app is a console script with its --help, and a shipped recipe is found by name where only the wheel is
+    (no checkout): loaded as settings, and by `edgedino export`, which then asks for the export extra."""
+    bin_dir = device_venv.parent
+    for app in ("track", "features", "classify", "segment"):
+        run = subprocess.run([str(bin_dir / f"edgedino-{app}"), "--help"], capture_output=True, text=True, timeout=120,
+                             cwd=tmp_path)
+        assert run.returncode == 0 and run.stdout.startswith(f"usage: edgedino-{app} "), run.stderr
+    code = "from edgedino.export.recipe import load_recipe; print(load_recipe('iphone'))"
+    run = subprocess.run([str(device_venv), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0 and "'target': ['coreml']" in run.stdout, run.stderr
+    run = subprocess.run([str(bin_dir / "edgedino"), "export", "--recipe", "iphone", "--out", "x"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode != 0 and "recipe not found" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert "edgedino[export]" in run.stderr, run.stderr
+    assert not (tmp_path / "x").exists()

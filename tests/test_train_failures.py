@@ -70,7 +70,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path):
 
 
 def test_checkpoint_needs_the_space_it_takes():
-    from edgedino.train.checkpoint import _nbytes
+    from edgedino.train.run_state import _nbytes
 
     state = {"a": torch.zeros(10), "b": [torch.zeros(2, 3, dtype=torch.float16)], "c": {"d": torch.zeros(4)}}
     assert _nbytes(state) == 40 + 12 + 16
@@ -170,8 +170,8 @@ def test_out_is_locked_while_a_run_writes_it(tmp_path):
 def tiny_step():
     from edgedino.train import distributed, schedules
     from edgedino.train.config import load_config, preset_path
-    from edgedino.train.pretrain import make_transform
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
+    from edgedino.train.run import make_transform
 
     cfg = load_config(preset_path("tiny-cpu"), ["run.batch=8"])
     return SSLStep(cfg, distributed.Dist()), make_transform(cfg), schedules.at(cfg, 0)
@@ -259,7 +259,7 @@ def test_presets_center_with_three_sinkhorn_iterations_and_targets_come_out_bala
     """DINOv3 centres teacher scores with 3 Sinkhorn-Knopp iterations. The targets a real training step uses must
     be balanced: every row a distribution, and the prototypes' total mass far more even than the plain softmax's
     (sinkhorn_iterations 0 would leave it as uneven as the softmax)."""
-    from edgedino.train import distill_config, distributed, schedules, ssl
+    from edgedino.train import distill_config, distributed, pretrain_step, schedules
     from edgedino.train.config import load_config, preset_path
 
     for name in ("pretrain", "gram_anchor", "high_res_adapt", "vits16", "convnext_tiny", "tiny-cpu"):
@@ -268,10 +268,10 @@ def test_presets_center_with_three_sinkhorn_iterations_and_targets_come_out_bala
         assert distill_config.load_config(distill_config.preset_path(name)).loss.sinkhorn_iterations == 3, name
 
     cfg = load_config(preset_path("tiny-cpu"))
-    step = ssl.SSLStep(cfg, distributed.Dist())
+    step = pretrain_step.SSLStep(cfg, distributed.Dist())
     calls = []
-    real = ssl.sinkhorn_knopp
-    monkeypatch.setattr(ssl, "sinkhorn_knopp", lambda logits, *a: calls.append((logits, real(logits, *a))) or
+    real = pretrain_step.sinkhorn_knopp
+    monkeypatch.setattr(pretrain_step, "sinkhorn_knopp", lambda logits, *a: calls.append((logits, real(logits, *a))) or
                         calls[-1][1])
     batch = torch.from_numpy(image_batch((64, 64)))
     step.loss({"global": torch.stack([batch, batch.flip(-1)], 1), "local": torch.zeros(8, 0, 3, 32, 32)}, 0,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from edgedino.train import DINOHead, DINOLoss, IBOTLoss, gram_loss, koleo_loss, resize_grid, sinkhorn_knopp
-from edgedino.train.heads import HeadShape
+from edgedino.train.projection_heads import HeadShape
 
 
 def test_sinkhorn_one_iteration_by_hand():
@@ -139,9 +139,10 @@ def _distributed_worker(rank: int, world: int, init: str, out: str) -> None:
     probs = [sinkhorn_knopp(logits[sum(s[:rank]):sum(s[: rank + 1])], temperature=0.07) for s in SPLITS]
     half = feats.shape[0] // world
     local = feats[rank * half:(rank + 1) * half].clone().requires_grad_(True)
-    loss = koleo_loss(local)
+    loss = koleo_loss(local, group=feats.shape[0])  # neighbours among every process's rows
     loss.backward()
-    torch.save({"probs": probs, "koleo": loss.detach(), "grad": local.grad}, f"{out}/rank{rank}.pt")
+    own = koleo_loss(feats[rank * half:(rank + 1) * half])  # the default: this process's rows only
+    torch.save({"probs": probs, "koleo": loss.detach(), "grad": local.grad, "own": own}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -164,6 +165,13 @@ def test_two_process_sinkhorn_and_koleo_equal_one_process(tmp_path):
     assert torch.allclose((ranks[0]["koleo"] + ranks[1]["koleo"]) / 2, single, atol=1e-6)
     # DDP averages gradients over the 2 processes: that average must be the single-process gradient.
     assert torch.allclose(torch.cat([r["grad"] for r in ranks]) / 2, feats.grad, atol=1e-6)
+    # per process (official default): each process's loss is KoLeo of its own 6 rows, which one process gets with
+    # groups of 6, and which differs from the search over all 12
+    for r, half in zip(ranks, feats.detach().chunk(2), strict=True):
+        assert torch.allclose(r["own"], koleo_loss(half), atol=1e-6)
+    per_process = (ranks[0]["own"] + ranks[1]["own"]) / 2
+    assert torch.allclose(per_process, koleo_loss(feats.detach(), group=6), atol=1e-6)
+    assert not torch.allclose(per_process, single, atol=1e-3)
 
 
 def test_losses_stay_fp32_inside_bf16_autocast():

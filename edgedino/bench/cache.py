@@ -48,7 +48,8 @@ def artifact(model: str, weights: Path, target: str, precision: str, imgsz: tupl
 
     content = {"model": model, "weights": weights_sha256(str(weights)), "target": target, "precision": precision,
                "imgsz": list(imgsz), "batch": batch, "calib": str(calib), "calib_size": calib_size,
-               "versions": versions(), "graph_source": graph_source_digest()}
+               "int8": "smoothquant, --int8-policy auto, held-out verification", "versions": versions(),
+               "graph_source": graph_source_digest()}
     key = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir() / "artifacts" / f"{model}_{target}_{precision}_{imgsz[0]}x{imgsz[1]}_b{batch}_{key}"
     record = folder / "result.json"

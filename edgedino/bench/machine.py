@@ -28,6 +28,14 @@ def cpu() -> dict:
     return {"model": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the system keeps none (Windows)."""
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -40,10 +48,3 @@ def versions() -> dict:
 
 def describe() -> dict:
     return {"cpu": cpu(), "os": f"{platform.system()} {platform.release()}", "machine": platform.machine()}
-
-
-def machine_id(info: dict) -> str:
-    """A folder name for results: CPU model and core count, e.g. 'intel-xeon-processor-2c'."""
-    words = "".join(c if c.isalnum() else " " for c in info["cpu"]["model"].lower()).split()
-    words = [w for w in words if w not in ("r", "tm", "cpu", "processor", "with")][:4]
-    return "-".join(words + [f"{info['cpu']['cores']}c"])

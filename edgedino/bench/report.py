@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from edgedino.atomic import atomic_path
+from edgedino.runtime.formats import FORMATS
 
 STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌"}
 LEGEND = ("✅ measured · ❎ exported but verification failed (measured anyway) · ❌ export or run failed (reason "
@@ -76,8 +77,7 @@ def plot(report: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"torch": "black", "torch.compile": "grey", "onnx": "tab:blue", "openvino": "tab:purple",
-               "tflite": "tab:orange", "coreml": "tab:green"}
+    colours = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()}}
     markers = {"fp32": "o", "fp16": "s", "int8-weights": "^", "int8": "D", "palettize4": "v"}
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     seen = set()

@@ -17,13 +17,11 @@ from edgedino.bench.machine import describe, versions
 from edgedino.bench.peak import gemm_gmacs
 from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
-from edgedino.export.verify import cosines
-from edgedino.runtime.base import unavailable_reason
-from edgedino.runtime.frames import model_inputs, read_frames, sample_images
+from edgedino.export.parity import cosines
+from edgedino.export.spec import VERIFY_IMAGES
+from edgedino.runtime.formats import FORMATS
+from edgedino.runtime.frames import HOLDOUT, model_inputs, read_frames, sample_images
 from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
-
-VERIFY_IMAGES = 8
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "coreml": ".mlpackage"}
 
 
 @dataclass
@@ -68,7 +66,7 @@ def prepare(model: str, weights: Path, size: tuple[int, int], suite: Suite, batc
 
     backbone = load_backbone(weights)
     check_size(size, backbone.stride)
-    frames = read_frames(suite.calib, VERIFY_IMAGES)
+    frames = read_frames(HOLDOUT, VERIFY_IMAGES)  # images no calibration sees
     pairs = dense.pairs([read_image(p) for p in sample_images()], size)
     evaluation = model_inputs(frames + [img for a, b, _ in pairs for img in (a, b)], size)
     with torch.inference_mode():
@@ -154,7 +152,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
            "features": str(tmp / "features.npz"), "path": None, "profile": suite.profile}
     try:
         if target not in BASELINES:
-            reason = unavailable_reason(SUFFIX.get(target, ""))
+            reason = FORMATS[target].unavailable()
             if reason:
                 raise EdgeDinoError(f"not measurable here: {reason}")
             result, row.cached = cache.artifact(model, weights, target, precision, size, batch, suite.calib,
@@ -165,7 +163,7 @@ def measure(model, weights, size, threads, batch, target, precision, suite, inpu
                 return row
             if result.status == "verify-failed":
                 row.status, row.reason = "verify-failed", result.message
-            job["backend"], job["path"] = "artifact", result.path
+            job.update(backend="artifact", path=result.path, runtime=FORMATS[target].runtime)
         else:
             row.size_mb = weights.stat().st_size / 1e6
         fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)

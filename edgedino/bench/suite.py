@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgedino.errors import EdgeDinoError
+from edgedino.runtime.formats import FORMATS
 from edgedino.settings_file import check_settings, read_settings
 
 BASELINES = ("torch", "torch.compile")
@@ -59,6 +62,12 @@ def check_suite(suite: Suite) -> Suite:
     from edgedino.runtime.preprocess import check_pixels, parse_imgsz
 
     check_settings(asdict(suite), KINDS, "benchmark settings")
+    known = BASELINES + tuple(FORMATS)
+    for target in suite.targets:
+        if target not in known:
+            near = difflib.get_close_matches(target, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise EdgeDinoError(f"unknown benchmark target {target!r}{hint} (targets: {', '.join(known)})")
     for size in suite.imgsz:
         check_pixels(parse_imgsz(size))
     return suite

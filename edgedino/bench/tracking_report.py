@@ -28,12 +28,19 @@ def _rows(report: dict) -> list[tuple[str, ...]]:
     return [_cells(e) for e in report["methods"] + report["baselines"]]
 
 
+def load_line(report: dict) -> str:
+    """'load average (1 min) 0.4 at start, 1.9 at end', or that the system keeps none."""
+    start, end = report["load_average"]["start"], report["load_average"]["end"]
+    if start is None or end is None:
+        return "load average: not kept on this system"
+    return f"load average (1 min) {start[0]:.1f} at start, {end[0]:.1f} at end"
+
+
 def header_lines(report: dict) -> list[str]:
     cpu = report["machine"]["cpu"]
     seqs = report["methods"][0]["sequences"] if report["methods"] else report["baselines"][0]["sequences"]
     return [f"data: {report['data']} ({len(seqs)} sequences, {sum(s['frames'] for s in seqs)} tracked frames)",
-            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads; load average (1 min) "
-            f"{report['load_average']['start'][0]:.1f} at start, {report['load_average']['end'][0]:.1f} at end",
+            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads; {load_line(report)}",
             f"weights: {report['weights']}"]
 
 

@@ -124,13 +124,12 @@ def _weights_note(setup: TrackingSetup) -> str:
 
 def run(setup: TrackingSetup, log=print) -> dict:
     """Every tracker, then the baselines, on every sequence; J/F/box IoU means over all objects (as DAVIS)."""
-    import os
 
-    from edgedino.bench.machine import describe, versions
+    from edgedino.bench.machine import describe, load_average, versions
     from edgedino.track import TrackParams
     from edgedino.track.davis import read_dataset
 
-    load_before = os.getloadavg()
+    load_before = load_average()
     sequences = read_dataset(resolve_data(setup.data, log))
     hw = sequences[0].frame(0).shape[:2]
     log(f"{len(sequences)} sequences, {sum(len(s.frames) for s in sequences)} frames, first {hw[1]}x{hw[0]}")
@@ -150,5 +149,5 @@ def run(setup: TrackingSetup, log=print) -> dict:
             **{k: primary[k] for k in ("J_mean", "F_mean", "JF_mean", "box_iou_mean", "fps", "ms")},
             "methods": entries, "baselines": baselines, "params": asdict(TrackParams()),
             "threads": setup.threads, "weights": _weights_note(setup),
-            "machine": describe(), "load_average": {"start": load_before, "end": os.getloadavg()},
+            "machine": describe(), "load_average": {"start": load_before, "end": load_average()},
             "versions": versions()}

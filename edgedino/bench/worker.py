@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 
@@ -38,7 +37,7 @@ def _torch_runner(job: dict):
 def _artifact_runner(job: dict):
     from edgedino.runtime import load
 
-    return load(job["path"], threads=job["threads"]).run
+    return load(job["path"], threads=job["threads"], module=job.get("runtime")).run
 
 
 def measure(job: dict) -> dict:
@@ -63,16 +62,25 @@ def measure(job: dict) -> dict:
     return result
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. On Linux VmHWM, because ru_maxrss survives fork+exec: a worker
-    would report its parent's peak."""
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB (None where the system does not say). On Linux VmHWM, because
+    ru_maxrss survives fork+exec: a worker would report its parent's peak."""
     try:
         for line in open("/proc/self/status"):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import resource
+    except ImportError:  # Windows has no getrusage
+        return None
+    return maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, sys.platform)
+
+
+def maxrss_mb(maxrss: int, platform: str) -> float:
+    """getrusage's ru_maxrss in MiB: macOS counts it in bytes, Linux and the BSDs in KiB."""
+    return maxrss / 2**20 if platform == "darwin" else maxrss / 1024
 
 
 def main() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import sys
 
+from edgedino.bench.suite import BASELINES
 from edgedino.cli.common import add_command
+from edgedino.flags import add_flag
+from edgedino.runtime.formats import target_names
 
 
 def _list(text: str | None, cast=str):
@@ -28,38 +31,38 @@ def register(sub) -> None:
                     "`tracking` instead scores video object tracking on DAVIS-format sequences: J (IoU) and F "
                     "(boundary F-measure) as the DAVIS toolkit defines them, and end-to-end FPS of label propagation, "
                     "beside the no-motion, CSRT and KCF baselines; presets are exported at the frames' aspect ratio "
-                    "(--targets openvino --precision int8 unless given).",
+                    "(--target openvino --precision int8 unless given).",
         examples="""
-            edgedino benchmark --model vits16 --targets torch,onnx,openvino --precision fp32,int8
+            edgedino benchmark --model vits16 --target torch,onnx,openvino --precision fp32,int8
             edgedino benchmark --suite benchmarks/default.yaml --json r.json --md r.md --plot r.png
             edgedino benchmark latency --model convnext_tiny --imgsz 224,448 --threads 1,2 --iters 50
-            edgedino benchmark tracking --data synth:4 --model vits16 --targets openvino --precision int8
+            edgedino benchmark tracking --data synth:4 --model vits16 --target openvino --precision int8
             edgedino benchmark tracking --data DAVIS --model vits16_int8.xml --short-side 448 --json t.json
         """,
     )
     p.add_argument("kind", nargs="?", default="latency", choices=["latency", "tracking"],
                    help="what to measure: latency (default), or tracking (J&F and FPS of label propagation on a "
                         "DAVIS-format folder, with the no-motion, CSRT and KCF baselines)")
-    p.add_argument("--data", help="tracking: a DAVIS-2017-format folder (JPEGImages/480p/<seq>/*.jpg, "
+    add_flag(p, "--data", "tracking: a DAVIS-2017-format folder (JPEGImages/480p/<seq>/*.jpg, "
                    "Annotations/480p/<seq>/*.png), or synth:N for N generated sequences")
-    p.add_argument("--short-side", help="tracking: comma-separated short sides frames are resized to (default: an "
+    add_flag(p, "--short-side", "tracking: comma-separated (default: an "
                    "artifact's own size; 224 for presets, exported at the frames' aspect ratio)")
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
-    p.add_argument("--model", help="comma-separated presets (default vits16); tracking also takes artifact files")
-    p.add_argument("--weights", help="weights file or folder for the model (default: seeded random weights)")
-    p.add_argument("--targets", help="torch, torch.compile, onnx, openvino, tflite, coreml; comma-separated")
-    p.add_argument("--precision", help="comma-separated precisions of the export targets (default fp32,int8)")
-    p.add_argument("--imgsz", help="comma-separated sizes, N or HxW (default 224)")
-    p.add_argument("--threads", help="comma-separated thread counts (default 2)")
-    p.add_argument("--batch", help="comma-separated batch sizes (default 1)")
+    add_flag(p, "--model", "comma-separated presets (default vits16); tracking also takes artifact files")
+    add_flag(p, "--weights", "default: seeded random weights")
+    add_flag(p, "--target", f"{', '.join(BASELINES)}, {target_names()}; comma-separated")
+    add_flag(p, "--precision", "comma-separated, of the export targets (default fp32,int8)")
+    add_flag(p, "--imgsz", "comma-separated, N (N x N) or HxW (default 224)")
+    add_flag(p, "--threads", "comma-separated thread counts (default 2)")
+    add_flag(p, "--batch", "comma-separated batch sizes (default 1)")
     p.add_argument("--warmup", type=int, help="warm-up runs (default 5)")
     p.add_argument("--iters", type=int, help="timed runs (default 20)")
     p.add_argument("--seconds", type=float, help="time at least this long (in addition to --iters)")
-    p.add_argument("--calib", help="image folder or video for int8 calibration and parity")
+    add_flag(p, "--calib")
     p.add_argument("--profile", action="store_true", default=None,
                    help="per-op time of every artifact by op type (OpenVINO perf counters, onnxruntime profiler), "
                         "with the share of matmul/conv/attention kernels; in the table, JSON and Markdown")
-    p.add_argument("--json", help="write every field as JSON")
+    add_flag(p, "--json", "every field")
     p.add_argument("--md", help="write the table as Markdown")
     p.add_argument("--plot", help="write a PNG plot of latency against size")
     p.set_defaults(run=run)
@@ -80,7 +83,7 @@ def run(args) -> int:
     from edgedino.bench.suite import Suite, check_suite, load_suite
 
     suite = load_suite(args.suite) if args.suite else Suite()
-    overrides = {"models": _list(args.model), "targets": _list(args.targets), "precisions": _list(args.precision),
+    overrides = {"models": _list(args.model), "targets": _list(args.target), "precisions": _list(args.precision),
                  "imgsz": _list(args.imgsz), "threads": _list(args.threads, int), "batch": _list(args.batch, int),
                  "warmup": args.warmup, "iters": args.iters, "seconds": args.seconds, "calib": args.calib,
                  "weights": args.weights, "profile": args.profile}
@@ -106,7 +109,7 @@ def run_tracking(args) -> int:
     except ValueError:
         raise EdgeDinoError(f"--short-side {args.short_side!r}: give whole numbers, e.g. 224 or 224,448") from None
     setup = TrackingSetup(data=args.data, models=_list(args.model), weights=args.weights,
-                          targets=_list(args.targets) or ["openvino"], precisions=_list(args.precision) or ["int8"],
+                          targets=_list(args.target) or ["openvino"], precisions=_list(args.precision) or ["int8"],
                           short_sides=sides, threads=(_list(args.threads, int) or [2])[0],
                           calib=args.calib)
     report = run(setup, log=lambda line: print(line, file=sys.stderr, flush=True))

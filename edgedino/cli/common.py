@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
+from edgedino.flags import add_flag
 from edgedino.license import RANDOM_NOTICE
 
 
@@ -18,23 +20,48 @@ def add_command(sub, name: str, help: str, description: str, examples: str) -> a
     )
 
 
+MODEL_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".onnx", ".xml", ".tflite", ".mlpackage")
+
+
+def is_model_file(value: str) -> bool:
+    """Whether a --model value names a file or folder rather than a preset."""
+    return "/" in value or "\\" in value or value.endswith(MODEL_FILE_SUFFIXES) or Path(value).exists()
+
+
+class ModelOrFile(argparse.Action):
+    """--model takes a preset name or a model file; a file goes where --weights would put it."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if not is_model_file(value):
+            namespace.model = value
+        elif getattr(namespace, "weights", None):
+            parser.error(f"--model {value} and --weights {namespace.weights}: give the model file once")
+        else:
+            namespace.weights = value
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="preset name (vits16, vits16plus, vitb16, vitl16, vith16plus, convnext_tiny, "
-                   "convnext_small, convnext_base, convnext_large); inferred from --weights when omitted, "
-                   "vits16 without weights")
-    p.add_argument("--weights", help="official DINOv3 .pth, official training checkpoint, Hugging Face folder "
-                   "or .safetensors, or an edgedino checkpoint; random init when omitted")
+    add_flag(p, "--model", "vits16, vits16plus, vitb16, vitl16, vith16plus, convnext_tiny, convnext_small, "
+             "convnext_base, convnext_large; inferred from --weights when omitted; random weights when given without "
+             "--weights", action=ModelOrFile)
+    add_flag(p, "--weights", "or `demo`: the shipped demo model (a ViT/8 trained on a few hundred images, not "
+             "DINOv3), which is used when neither --model nor --weights is given")
 
 
 def load_model(args: argparse.Namespace):
-    """The backbone the flags ask for; a plain note on stderr when its weights are random."""
+    """The backbone the flags ask for: the shipped demo model when neither --model nor --weights is given, random
+    weights for a --model without --weights; a plain note on stderr for either."""
     import warnings
 
     from edgedino.checkpoints import RandomWeightsWarning, load_backbone
+    from edgedino.demo import DEMO_NAME, DEMO_NOTICE, is_demo
 
+    weights = DEMO_NAME if args.weights is None and args.model is None else args.weights
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
-        model = load_backbone(args.weights, args.model)
-    if args.weights is None:
+        model = load_backbone(weights, args.model)
+    if weights is None:
         print(f"note: {RANDOM_NOTICE}", file=sys.stderr)
+    elif is_demo(weights):
+        print(f"note: {DEMO_NOTICE}", file=sys.stderr)
     return model

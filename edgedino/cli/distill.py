@@ -8,6 +8,7 @@ from pathlib import Path
 from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
 from edgedino.cli.pretrain import OVERRIDE
+from edgedino.flags import add_flag
 
 
 def register(sub) -> None:
@@ -39,19 +40,18 @@ def register(sub) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of `edgedino distill` and `python -m edgedino.train distill` (one definition for both)."""
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", default="distill", help="distill (full size, default), tiny-cpu or teacher2x")
-    src.add_argument("--config", help="a YAML config file (may name `base: distill.yaml`)")
+    add_flag(src, "--preset", "distill (full size, default), tiny-cpu or teacher2x", default="distill")
+    add_flag(src, "--config", "it may name `base: distill.yaml`")
     p.add_argument("--teacher-weights", help="the teacher: official .pth, HF folder, edgedino file, or a training "
                    "checkpoint (with heads: head targets); random init when omitted (smoke tests only)")
     p.add_argument("--teacher", help="teacher preset (vitl16, vitb16, ...); read off --teacher-weights when omitted")
     p.add_argument("--student", action="append", metavar="PRESET",
                    help="a student preset, repeatable (vits16, convnext_tiny, ...); default: vits16")
-    p.add_argument("--data", nargs="+", required=True, metavar="SRC",
-                   help="image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, metrics.jsonl, <student>.pth")
-    p.add_argument("--max-steps", type=at_least(1), help="stop after this many steps, at least 1 (the schedules "
-                   "stay the full run's; default: run.total_steps)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
+             nargs="+", required=True, metavar="SRC")
+    add_flag(p, "--out", "the run's: checkpoint.pth, metrics.jsonl, <student>.pth", required=True)
+    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
+    add_flag(p, "--resume", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. distill.teacher_scale=2")
 
 
@@ -72,9 +72,9 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from edgedino.train.distill_run import distill, summary
+    from edgedino.train.distill import distill, summary
 
     result = distill(config_from_args(args), args.out, args.max_steps, args.resume)
-    print(summary(result, Path(args.out)))
+    print(summary(result))
     return 0
 

@@ -8,6 +8,7 @@ import time
 
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 
 
 def register(sub) -> None:
@@ -25,13 +26,13 @@ def register(sub) -> None:
         """,
     )
     p.add_argument("protocol", choices=("knn", "linear"), help="knn or linear")
-    p.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    add_flag(p, "--data", "a folder with one subfolder of images per class", required=True)
     add_model_args(p)
-    p.add_argument("--imgsz", type=int, default=224, help="images are resized to N x N (default 224)")
+    add_flag(p, "--imgsz", "N: images are resized to N x N (default 224)", type=int, default=224)
     p.add_argument("--test-fraction", type=float, default=0.3, help="held out per class without train/test "
                    "subfolders (default 0.3)")
-    p.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
-    p.add_argument("--json", help="also write the result to this JSON file")
+    add_flag(p, "--threads", "default: the runtime's choice", type=int)
+    add_flag(p, "--json")
     p.set_defaults(run=run)
 
 

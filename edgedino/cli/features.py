@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 from edgedino.runtime.preprocess import check_size, fit_size, parse_imgsz, preprocess, read_image
 
 
@@ -17,16 +18,16 @@ def register(sub) -> None:
                     "ratio (short side N, each side rounded to a multiple of the stride); with HxW it is resized "
                     "to exactly that. Sizes that are not multiples of the stride are an error, never a crop.",
         examples="""
-            edgedino features edgedino/assets/butterfly.jpg --out pca.png
+            edgedino features edgedino/assets/butterfly.jpg --save pca.png
             edgedino features photo.jpg --weights dinov3_vits16_pretrain_lvd1689m-08c60483.pth --imgsz 672
-            edgedino features photo.jpg --weights ./dinov3-convnext-tiny-hf/ --imgsz 448x640 --out pca.png
+            edgedino features photo.jpg --weights ./dinov3-convnext-tiny-hf/ --imgsz 448x640 --save pca.png
         """,
     )
     p.add_argument("image", help="image file (any format OpenCV reads)")
     add_model_args(p)
-    p.add_argument("--imgsz", help="short side N (aspect kept) or exact HxW (default 448; an exported artifact: "
-                                   "the size it was exported for)")
-    p.add_argument("--out", default="pca.png", help="output picture (default pca.png)")
+    add_flag(p, "--imgsz", "N is the short side (aspect kept), HxW exact (default 448; an exported artifact: the "
+             "size it was exported for)")
+    add_flag(p, "--save", "the picture (default pca.png)", old=("--out",), default="pca.png")
     p.set_defaults(run=run)
 
 
@@ -36,10 +37,10 @@ def run(args) -> int:
     from edgedino.atomic import atomic_path, check_output
     from edgedino.viz import pca_rgb, side_by_side
 
-    out = check_output(args.out, inputs=[args.image, args.weights])
+    out = check_output(args.save, inputs=[args.image, args.weights])
     rgb = read_image(args.image)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-        raise EdgeDinoError(f"--out {out}: use an image file name (.png, .jpg, .webp, .bmp)")
+        raise EdgeDinoError(f"--save {out}: use an image file name (.png, .jpg, .webp, .bmp)")
     size, tokens, name = _features(args, rgb)
     shown = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     picture = side_by_side(shown, pca_rgb(tokens))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 from edgedino.runtime.preprocess import check_size, parse_imgsz
 
 
@@ -23,29 +24,30 @@ def register(sub) -> None:
                     "split. 'samples' writes small datasets of both kinds made from real images.",
         examples="""
             edgedino head samples --task segment --out data/shapes
-            edgedino head train --task segment --data data/shapes --model vits16 --imgsz 224 --out seg.pth
-            edgedino head train --task classify --data flowers/ --weights dinov3_vits16.pth --head mlp --out flowers.pth
+            edgedino head train --task segment --data data/shapes --model vits16 --imgsz 224 --save seg.pth
+            edgedino head train --task classify --data flowers/ --weights dinov3_vits16.pth \\
+                --head-type mlp --save flowers.pth
             edgedino export --head seg.pth --target onnx,tflite --precision fp32,int8
         """,
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = actions.add_parser("train", help="train and evaluate a head, write the head file")
-    t.add_argument("--task", required=True, choices=("classify", "segment"))
-    t.add_argument("--data", required=True, help="labelled folder (see edgedino head --help)")
+    add_flag(t, "--task", required=True, choices=("classify", "segment"))
+    add_flag(t, "--data", "a labelled folder (see edgedino head --help)", required=True)
     add_model_args(t)
-    t.add_argument("--head", default="linear", choices=("linear", "mlp"), help="head kind (default linear)")
+    add_flag(t, "--head-type", "linear (default) or mlp", old=("--head",), default="linear", choices=("linear", "mlp"))
     t.add_argument("--hidden", type=int, default=256, help="MLP hidden width (default 256)")
-    t.add_argument("--imgsz", default="224", help="input size N or HxW, a multiple of the stride (default 224)")
+    add_flag(t, "--imgsz", "N is N x N; a multiple of the stride (default 224)", default="224")
     t.add_argument("--val", type=float, default=0.2, help="held-out fraction without train/ and val/ (default 0.2)")
     t.add_argument("--steps", type=int, default=1500, help="optimiser steps (default 1500)")
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     t.add_argument("--cache", help="feature cache folder (default: none, features computed every run)")
-    t.add_argument("--report", help="folder for the pictures (default: <out stem>_eval/ beside --out)")
-    t.add_argument("--out", default="head.pth", help="head file (default head.pth)")
+    t.add_argument("--report", help="folder for the pictures (default: <head file stem>_eval/ beside it)")
+    add_flag(t, "--save", "the head file (default head.pth)", old=("--out",), default="head.pth")
     t.set_defaults(run=run_train)
     s = actions.add_parser("samples", help="write a small labelled dataset made from real images")
-    s.add_argument("--task", required=True, choices=("classify", "segment"))
-    s.add_argument("--source", help="classify: a sheet of 20x20 digits (default: a piece of OpenCV's "
+    add_flag(s, "--task", required=True, choices=("classify", "segment"))
+    add_flag(s, "--source", "classify: a sheet of 20x20 digits (default: a piece of OpenCV's "
                                     "digits.png shipped with edgedino); "
                                     "segment: a folder of photos (default: the photos shipped with edgedino)")
     s.add_argument("--textures", default="baboon,fruits", help="segment: the photos (file stems) cut into shapes "
@@ -54,7 +56,7 @@ def register(sub) -> None:
     s.add_argument("--size", type=int, default=160, help="segment: image side in pixels (default 160)")
     s.add_argument("--count", type=int, help="segment: images to make (default 120); classify: images per class "
                                              "(default: all on the sheet)")
-    s.add_argument("--out", required=True, help="dataset folder to create")
+    add_flag(s, "--out", "the dataset's, created", required=True)
     s.set_defaults(run=run_samples)
 
 
@@ -65,7 +67,7 @@ def run_train(args) -> int:
         raise EdgeDinoError("--steps and --hidden must be at least 1")
     model = load_model(args)
     size = check_size(parse_imgsz(args.imgsz), model.stride)
-    cfg = FitConfig(args.task, Path(args.data), Path(args.out), args.head, args.hidden, size, args.val,
+    cfg = FitConfig(args.task, Path(args.data), Path(args.save), args.head_type, args.hidden, size, args.val,
                     Path(args.cache) if args.cache else None, Path(args.report) if args.report else None,
                     TrainConfig(steps=args.steps, lr=args.lr))
     result = fit_head(cfg, model, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
-from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
+from edgedino.flags import add_flag
+from edgedino.license import weights_notice
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, check_size, parse_imgsz
 
 
@@ -26,7 +27,7 @@ def register(sub) -> None:
         """,
     )
     add_model_args(p)
-    p.add_argument("--imgsz", default="224", help="input size N or HxW, multiples of the stride (default 224)")
+    add_flag(p, "--imgsz", "N is N x N; multiples of the stride (default 224)", default="224")
     p.set_defaults(run=run)
 
 
@@ -57,7 +58,7 @@ def run(args) -> int:
         ("GMACs", f"{count_macs(model, size) / 1e9:.2f} at {size[0]}x{size[1]}"),
     ]
     rows += [(f"output {k}", str(v)) for k, v in model.output_shapes(*size).items()]
-    rows.append(("license", DINOV3_NOTICE if source.path else RANDOM_NOTICE))
+    rows.append(("license", weights_notice(source.path)))
     _print_rows(rows)
     return 0
 

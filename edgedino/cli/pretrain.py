@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
+from edgedino.flags import add_flag
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
@@ -19,13 +20,20 @@ def register(sub) -> None:
                     "checkpoint.pth (atomic, every run.checkpoint_every steps), metrics.jsonl (a line per step) and "
                     "backbone.pth (the teacher backbone, for `edgedino export` and load_backbone as it is). "
                     "--max-steps stops early with the full run's schedules; --resume continues exactly. For several "
-                    "processes or machines run the same flags through `torchrun ... -m edgedino.train`.",
+                    "processes or machines run the same flags through `torchrun ... -m edgedino.train`; "
+                    "run.parallel=fsdp shards parameters, gradients and optimizer state (FSDP2) and saves sharded "
+                    "checkpoints (checkpoint.dcp). The presets follow the official DINOv3 recipe: docs/recipe.md.",
         examples="""
             edgedino pretrain --preset tiny-cpu --data ../shared/data ../shared/data/vtest.avi:stride=5 --out runs/tiny
             edgedino pretrain --preset tiny-cpu --data photos/ --out runs/tiny --max-steps 100 run.batch=16
             edgedino pretrain --preset tiny-cpu --data photos/ --out runs/tiny --resume
-            edgedino pretrain --preset gram_anchor --data photos/ --out runs/stage2 init=runs/tiny/checkpoint.pth
             torchrun --nproc_per_node 8 -m edgedino.train --preset vits16 --data /data/images --out runs/vits16
+            torchrun --nproc_per_node 8 -m edgedino.train --preset gram_anchor --data /data/images \
+                --out runs/vits16_gram continue_from=runs/vits16
+            torchrun --nproc_per_node 8 -m edgedino.train --preset high_res_adapt --data /data/images \
+                --out runs/vits16_hr init=runs/vits16_gram/checkpoint.pth
+            torchrun --nproc_per_node 8 -m edgedino.train --preset vits16 --data /data/images --out runs/big \
+                model.name=vitl16 run.parallel=fsdp run.activation_checkpointing=true
         """,
     )
     add_arguments(p)
@@ -35,15 +43,14 @@ def register(sub) -> None:
 def add_arguments(p) -> None:
     """The flags of `edgedino pretrain` and `python -m edgedino.train` (one definition for both)."""
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="tiny-cpu, vits16 or convnext_tiny (a stage: pretrain, gram_anchor, "
-                     "high_res_adapt)")
-    src.add_argument("--config", help="a YAML config file (may name a stage as `base:`)")
-    p.add_argument("--data", nargs="+", required=True, metavar="SRC",
-                   help="image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes")
-    p.add_argument("--out", required=True, help="run folder: checkpoint.pth, metrics.jsonl, backbone.pth")
-    p.add_argument("--max-steps", type=at_least(1), help="stop after this many steps, at least 1 (the schedules "
-                   "stay the full run's; default: run.total_steps)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    add_flag(src, "--preset", "tiny-cpu, demo-dense, vits16 or convnext_tiny (a stage: pretrain, "
+                     "gram_anchor, high_res_adapt)")
+    add_flag(src, "--config", "it may name a stage as `base:`")
+    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
+             nargs="+", required=True, metavar="SRC")
+    add_flag(p, "--out", "the run's: checkpoint.pth, metrics.jsonl, backbone.pth", required=True)
+    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
+    add_flag(p, "--resume", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-3")
 
 
@@ -63,5 +70,5 @@ def run(args) -> int:
     from edgedino.train.pretrain import pretrain, summary
 
     result = pretrain(config_from_args(args), args.out, args.max_steps, args.resume)
-    print(summary(result, Path(args.out)))
+    print(summary(result))
     return 0

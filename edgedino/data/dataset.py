@@ -17,11 +17,13 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
 class Draw(NamedTuple):
-    """What the sampler asks for: item `index`, drawn at stream `position`; (seed, position) seeds its crops."""
+    """What the sampler asks for: item `index`, drawn at stream `position` in global batch `batch`; (seed, position)
+    seeds its crops."""
 
     index: int
     position: int
     seed: int
+    batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,10 @@ class ImageDataset(Dataset):
         if isinstance(rgb, str):
             path, frame = self.items[draw.index]
             return Skipped(path if frame < 0 else f"{path}#frame{frame}", rgb, draw.position)
-        out = self.transform(rgb, np.random.default_rng([draw.seed, draw.position, 2]))
+        # a transform with `at_batch` may vary per global batch (mixed resolutions): the same for a whole batch
+        transform = self.transform.at_batch(draw.seed, draw.batch) if hasattr(self.transform, "at_batch") \
+            else self.transform
+        out = transform(rgb, np.random.default_rng([draw.seed, draw.position, 2]))
         out = dict(out) if isinstance(out, dict) else {"image": out}
         return {**out, "position": torch.tensor(draw.position)}
 

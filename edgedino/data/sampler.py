@@ -53,7 +53,7 @@ class MixedSampler(Sampler):
         """This process's p-th draw."""
         g = self.global_position(p)
         e, offset = divmod(g, self.epoch_length)
-        return Draw(int(self.epoch(e)[offset]), g, self.seed)
+        return Draw(int(self.epoch(e)[offset]), g, self.seed, g // (self.batch * self.world))
 
     def __iter__(self) -> Iterator[Draw]:
         p = self.start

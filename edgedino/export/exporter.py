@@ -10,58 +10,33 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from edgedino.atomic import disk_full, make_parents, remove_if_empty
 from edgedino.errors import EdgeDinoError, reraise_interrupt
-from edgedino.export import verify
+from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
+from edgedino.export.int8_policy import guarded, plan_precision
 from edgedino.export.metadata import build_metadata
 from edgedino.export.module import ExportModule
-from edgedino.export.spec import INPUT_FORMATS, PRECISIONS, ExportSpec
+from edgedino.export.results import CALIB_DEFAULT, VERIFY_DEFAULT, ArtifactResult, ExportResult
+from edgedino.export.smooth import ALPHA
+from edgedino.export.spec import (
+    GUARDED,
+    INPUT_FORMATS,
+    INT8_POLICIES,
+    PRECISIONS,
+    VERIFY_IMAGES,
+    ExportSpec,
+    QuantPlan,
+)
 from edgedino.export.target import Conversion, Target, all_targets, get_target
-from edgedino.runtime.frames import model_inputs, read_frames
+from edgedino.runtime.formats import DEFAULT_TARGET
+from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
-
-VERIFY_IMAGES = 8
-
-
-@dataclass
-class ArtifactResult:
-    target: str
-    precision: str
-    path: str | None
-    status: str  # "ok", "verify-failed", "export-failed", "unverified" (no runtime here: static checks only)
-    size_mb: float = 0.0
-    export_s: float = 0.0
-    threshold: float = 0.0
-    parity: list[dict] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("ok", "unverified")
-
-
-@dataclass
-class ExportResult:
-    model: str
-    weights: str | None
-    imgsz: tuple[int, int]
-    input_format: str
-    verify_images: int
-    artifacts: list[ArtifactResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(a.ok for a in self.artifacts)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
 
 
 def plan(targets: list[str], precisions: list[str], input_format: str = "float32") -> list[tuple[Target, str]]:
@@ -123,7 +98,7 @@ def check_finite(*modules) -> None:
 
 
 def export(
-    targets: list[str] | str = "onnx",
+    targets: list[str] | str = DEFAULT_TARGET,
     model: str | None = None,
     weights: str | None = None,
     precisions: list[str] | str = "fp32",
@@ -138,15 +113,21 @@ def export(
     options: dict | None = None,
     log: Callable[[str], None] = print,
     head: str | Path | None = None,
+    verify_images: str | Path | None = None,
+    int8_policy: str = "auto",
+    smoothquant: float | None = ALPHA,
 ) -> ExportResult:
     """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
-    asked; see `edgedino export --help`."""
+    asked, each checked on images calibration did not see; see `edgedino export --help`. `smoothquant` is the
+    SmoothQuant strength for int8 (None: off, the int8 of earlier versions, for comparisons)."""
     targets = [targets] if isinstance(targets, str) else list(targets)
     precisions = [precisions] if isinstance(precisions, str) else list(precisions)
     if batch < 1:
         raise EdgeDinoError(f"batch must be at least 1, got {batch}")
     if input_format not in INPUT_FORMATS:
         raise EdgeDinoError(f"input format {input_format!r} is not one of {', '.join(INPUT_FORMATS)}")
+    if int8_policy not in INT8_POLICIES:
+        raise EdgeDinoError(f"unknown int8 policy {int8_policy!r} (policies: {', '.join(INT8_POLICIES)})")
     pairs = plan(targets, precisions, input_format)
     if dynamic and any(not t.dynamic_shapes for t, _ in pairs):
         raise EdgeDinoError("--dynamic is only supported by the onnx target")
@@ -158,31 +139,27 @@ def export(
     specs = [(t, ExportSpec(t.name, p, size, input_format, batch, dynamic, dict(options or {}))) for t, p in pairs]
     for target, spec in specs:
         target.check_destination(out / (spec.filename(name) + target.suffix))
-    needs_calib = any(p == "int8" for _, p in pairs)
-    inputs = _images(calib, calib_size if needs_calib else 0, size, input_format, log)
-    verify_inputs = inputs[:VERIFY_IMAGES]
-    reference = verify.reference(ExportModule(copy.deepcopy(backbone), size, input_format,
-                                              head=copy.deepcopy(head_module)),
-                                 verify_inputs)
+    guarded_precisions = sorted({p for _, p in pairs if p in GUARDED})
+    calib_inputs, verify_inputs = _images(calib, calib_size if guarded_precisions else 0, verify_images, size,
+                                          input_format, log)
+    reference_module = ExportModule(copy.deepcopy(backbone), size, input_format, head=copy.deepcopy(head_module))
+    plans = {p: plan_precision(p, int8_policy, reference_module, calib_inputs, verify_inputs, log, smoothquant)
+             for p in guarded_precisions}
+    job = _Job(backbone, head_module, head, name, out, calib_inputs, verify_inputs,
+               parity.reference(reference_module, verify_inputs), plans, verify_outputs, log)
     created, results = open_out(out), []  # last of the checks, so a bad flag leaves no empty folder behind
     try:
         for i, (target, spec) in enumerate(specs, 1):
             log(f"[{i}/{len(specs)}] {target.name} {spec.precision}: exporting")
-            with tempfile.TemporaryDirectory(prefix=f".{spec.filename(name)}.", dir=out) as staging:
-                # The staging folder ends up holding what the artifact replaced: removed once it is verified,
-                # so a reader that opened the old one does not have it deleted under it as the new one lands.
-                result = _one(target, spec, backbone, inputs[:calib_size] if needs_calib else None,
-                              out / (spec.filename(name) + target.suffix), Path(staging), log, head_module, head)
-                if result.status == "exported" and verify_outputs:
-                    verify_artifact(result, target, verify_inputs, reference, log)
-            if result.status == "exported" and not verify_outputs:
-                result.status = "unverified"
-                result.message = "not verified (--no-verify)"
-            results.append(result)
+            results.append(job.artifact(target, spec))
     finally:
         if not any(r.path for r in results):
             remove_if_empty(created)
-    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results)
+    return ExportResult(backbone.cfg.name, weights, size, input_format, len(verify_inputs), results,
+                        str(verify_images) if verify_images is not None else VERIFY_DEFAULT,
+                        str(calib) if calib is not None else CALIB_DEFAULT, 0 if calib_inputs is None
+                        else len(calib_inputs), int8_policy,
+                        {k: v for plan in plans.values() for k, v in plan.report().items()})
 
 
 def _networks(weights, model, head, log):
@@ -202,27 +179,76 @@ def _networks(weights, model, head, log):
     return backbone, head_module
 
 
-def _images(calib: str | None, calib_size: int, size: tuple[int, int], input_format: str, log) -> np.ndarray:
-    """Real images in the artifact's input format: calibration (the first `calib_size`) and verification."""
-    frames = read_frames(calib, max(calib_size, VERIFY_IMAGES))
-    if calib_size and len(frames) < calib_size:
-        log(f"note: calibration uses {len(frames)} images ({calib_size} asked)")
-    return model_inputs(frames, size, input_format)
+def _images(calib: str | None, calib_size: int, verify_images: str | Path | None, size: tuple[int, int],
+            input_format: str, log) -> tuple[np.ndarray | None, np.ndarray]:
+    """Real images in the artifact's input format: calibration (None when no precision needs it) and
+    verification (by default held-out photos the default calibration does not see)."""
+    calib_frames = read_frames(calib, calib_size) if calib_size else []
+    verify_frames = read_frames(verify_images if verify_images is not None else HOLDOUT, VERIFY_IMAGES)
+    if calib_size and len(calib_frames) < calib_size:
+        log(f"note: calibration uses {len(calib_frames)} images ({calib_size} asked)")
+    if calib_frames and Path(verify_images or HOLDOUT).resolve() == Path(calib or SAMPLES).resolve():
+        log("note: the verification images are the calibration images: parity is measured in-sample")
+    calib_inputs = model_inputs(calib_frames, size, input_format) if calib_frames else None
+    return calib_inputs, model_inputs(verify_frames, size, input_format)
+
+
+@dataclass
+class _Job:
+    """What every artifact of one export() call shares."""
+
+    backbone: object
+    head: object
+    head_file: str | Path | None
+    name: str  # the artifacts' file name stem: model, and the head's task
+    out: Path
+    calib: np.ndarray | None
+    verify_inputs: np.ndarray
+    reference: list
+    plans: dict  # quantized precision -> PrecisionPlan
+    verify_outputs: bool
+    log: Callable[[str], None]
+
+    def artifact(self, target: Target, spec: ExportSpec) -> ArtifactResult:
+        """One target x precision: a quantized precision as its int8 policy says, any other one as it is."""
+        make = lambda quant: self.make(target, replace(spec, quant=quant))  # noqa: E731
+        if spec.precision in self.plans:
+            return guarded(self.plans[spec.precision], target.int8, spec.threshold, make, self.log)
+        return make(QuantPlan())
+
+    def make(self, target: Target, spec: ExportSpec) -> ArtifactResult:
+        """Convert, publish and verify one artifact."""
+        plan = self.plans.get(spec.precision)
+        prepare = (lambda module: plan.prepare(module, target.int8)) if plan else None
+        with tempfile.TemporaryDirectory(prefix=f".{spec.filename(self.name)}.", dir=self.out) as staging:
+            # The staging folder ends up holding what the artifact replaced: removed once it is verified,
+            # so a reader that opened the old one does not have it deleted under it as the new one lands.
+            result = _one(target, spec, self.backbone, self.calib if plan else None,
+                          self.out / (spec.filename(self.name) + target.suffix), Path(staging), self.log, self.head,
+                          self.head_file, prepare)
+            result.float_layers = list(spec.quant.float_layers)
+            if result.status == "exported" and self.verify_outputs:
+                verify_artifact(result, target, self.verify_inputs, self.reference, self.log)
+        if result.status == "exported" and not self.verify_outputs:
+            result.status, result.message = "unverified", "not verified (--no-verify)"
+        return result
 
 
 def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging: Path, log,
-         head=None, head_file: str | Path | None = None) -> ArtifactResult:
-    """Convert into the staging folder, run the static checks, then publish under the final name."""
+         head=None, head_file: str | Path | None = None, prepare: Callable | None = None) -> ArtifactResult:
+    """Convert into the staging folder, run the static checks, then publish under the final name. `prepare` turns
+    the deployed module into the form the precision exports (SmoothQuant for int8)."""
     result = ArtifactResult(target.name, spec.precision, None, "exported", threshold=spec.threshold)
     start = time.perf_counter()
     try:
         module = ExportModule(copy.deepcopy(backbone), spec.imgsz, spec.input_format, spec.batch,
                               head=copy.deepcopy(head))
-        conv = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
+        module = prepare(module) if prepare else module
+        conversion = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
         staged = staging / final.name
         with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
-            target.convert(conv, staged)
-        result.checks = target.static_checks(conv, staged)
+            target.convert(conversion, staged)
+        result.checks = target.static_checks(conversion, staged)
         result.export_s = time.perf_counter() - start
         target.publish(staged, final)
     except EdgeDinoError as e:

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.errors import reraise_interrupt
-from edgedino.export import verify
+from edgedino.export import parity
 from edgedino.runtime.base import RuntimeUnavailable
 
-GATED = ("patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
+GATED = ("cls", "patch_tokens", "logits")  # outputs whose mean cosine must meet the precision's threshold
 
 
-def problems(report: list[verify.Parity], label: str, precision: str, threshold: float) -> list[str]:
+def problems(report: list[parity.Parity], label: str, precision: str, threshold: float) -> list[str]:
     """What fails the gate in one runtime's parity report, each naming the output; empty when it passes."""
     out = [f"PyTorch's own {p.output} is not finite (NaN or inf): the weights or inputs are broken, there is "
            f"nothing to compare against" for p in report if not p.reference_finite]
@@ -34,10 +34,10 @@ def verify_artifact(result, target, inputs: np.ndarray, reference: list, log, ru
     """Gate one exported artifact (an ArtifactResult, updated in place: status, message, parity)."""
     try:
         runtimes = runtimes or target.runtimes(Path(result.path))
-        parity, seconds = [], []
+        reports, seconds = [], []
         for label, runtime in runtimes:
             start = time.perf_counter()
-            parity.append((label, verify.compare(runtime, inputs, reference)))
+            reports.append((label, parity.compare(runtime, inputs, reference)))
             seconds.append(time.perf_counter() - start)
     except RuntimeUnavailable as e:
         result.status, result.message = "unverified", str(e)
@@ -50,9 +50,9 @@ def verify_artifact(result, target, inputs: np.ndarray, reference: list, log, ru
         result.message = f"the runtime could not run it ({type(e).__name__}: {first}); artifact kept at {result.path}"
         log(f"    FAIL: {result.message}")
         return
-    result.parity = [{**p.to_dict(), "runtime": label} for label, report in parity for p in report]
+    result.parity = [{**p.to_dict(), "runtime": label} for label, report in reports for p in report]
     failed = []
-    for (label, report), spent in zip(parity, seconds, strict=True):
+    for (label, report), spent in zip(reports, seconds, strict=True):
         found = problems(report, label, result.precision, result.threshold)
         gated = [p.output for p in report if p.output in GATED]
         line = ", ".join(f"{p.output} cos {p.cosine_mean:.5f} (min {p.cosine_min:.4f}, max abs {p.max_abs:.3g})"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from edgedino.digest import regular_file, weights_sha256
 from edgedino.export.module import ExportModule
-from edgedino.export.spec import ExportSpec
-from edgedino.license import DINOV3_NOTICE, RANDOM_NOTICE
+from edgedino.export.spec import GUARDED, ExportSpec
+from edgedino.license import weights_notice
 from edgedino.version import __version__
 
 
@@ -40,9 +41,11 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
         **({"head": _head_record(module, head_file)} if module.head is not None else {}),
         "target": spec.target,
         "precision": spec.precision,
+        **({"quantization": {**asdict(spec.quant), "float_layers": list(spec.quant.float_layers)}}
+           if spec.precision in GUARDED else {}),
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
         "created": datetime.date.today().isoformat(),
-        "license": DINOV3_NOTICE if weights else RANDOM_NOTICE,
+        "license": weights_notice(weights),
     }
 
 

@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 OPSET = 18
 
 
-def _export_fp32(conv: Conversion, path: Path) -> None:
-    module = conv.module
+def _export_fp32(conversion: Conversion, path: Path) -> None:
+    module = conversion.module
     # A dynamic batch is traced with an example of 2: torch.export specialises dimensions of size 1.
-    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conv.spec.dynamic else None
-    example = module.example(2 if conv.spec.dynamic else None)
+    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=256)}} if conversion.spec.dynamic else None
+    example = module.example(2 if conversion.spec.dynamic else None)
     with quiet_converters("torch.onnx"):  # "torchvision is not installed" notes
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, optimize=True,
                                     input_names=["image"], output_names=list(module.output_names),
@@ -57,14 +57,32 @@ def _depthwise_convs(path: Path) -> list[str]:
             and any(a.name == "group" and a.i > 1 for a in n.attribute)]
 
 
-def _quantize(conv: Conversion, src: Path, dst: Path) -> None:
+def _float_nodes(src: Path, layers: tuple[str, ...]) -> list[str]:
+    """Names of the MatMul / Conv nodes of the backbone layers to keep in float, found by the torch module scopes
+    the exporter records on every node."""
+    import ast
+
+    import onnx
+
+    if not layers:
+        return []
+    scopes = {}
+    for node in onnx.load(str(src)).graph.node:
+        if node.op_type in ("MatMul", "Conv", "Gemm"):
+            meta = {p.key: p.value for p in node.metadata_props}
+            scopes[node.name] = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+    return match_layers("onnx", layers, scopes, lambda layer, name: f"backbone.{layer}" in scopes[name])
+
+
+def _quantize(conversion: Conversion, src: Path, dst: Path) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
-    if conv.spec.precision == "int8-weights":
+    if conversion.spec.precision == "int8-weights":
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8, nodes_to_exclude=_depthwise_convs(src))
         return
-    quantize_static(src, dst, _Calibration(conv.calibration()), quant_format=QuantFormat.QDQ,
+    quantize_static(src, dst, _Calibration(conversion.calibration()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
+                    nodes_to_exclude=_float_nodes(src, conversion.spec.quant.float_layers),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
 
@@ -98,24 +116,24 @@ def _finish(path: Path, metadata: dict) -> None:
 @register
 class OnnxTarget(Target):
     name = "onnx"
-    suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("onnx", "onnxscript", "onnxruntime")
     dynamic_shapes = True
+    int8 = Int8Scheme(weight_bits=7)  # reduce_range: 7-bit weights
 
-    def convert(self, conv: Conversion, path: Path) -> None:
-        if conv.spec.precision == "fp32":
-            _export_fp32(conv, path)
+    def convert(self, conversion: Conversion, path: Path) -> None:
+        if conversion.spec.precision == "fp32":
+            _export_fp32(conversion, path)
         else:
             fp32 = path.with_name("fp32_" + path.name)
-            _export_fp32(conv, fp32)
-            if conv.spec.precision == "fp16":
+            _export_fp32(conversion, fp32)
+            if conversion.spec.precision == "fp16":
                 _to_fp16(fp32, path)
             else:
                 with quiet_converters(""):  # onnxruntime logs a pre-processing tip on the root logger
-                    _quantize(conv, fp32, path)
+                    _quantize(conversion, fp32, path)
             fp32.unlink()
-        _finish(path, conv.metadata)
+        _finish(path, conversion.metadata)
 
     def stored_precision(self, path: Path) -> str:
         """int8: activations quantized (QuantizeLinear); int8-weights: dynamic int8 MatMul; fp16: float16 weights."""
@@ -129,5 +147,5 @@ class OnnxTarget(Target):
             return "int8-weights"
         return "fp16" if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer) else "fp32"
 
-    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+    def static_checks(self, conversion: Conversion, path: Path) -> list[str]:
         return [f"onnx.checker full check passed (opset {OPSET})"]

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.export import openvino_pair
-from edgedino.export.target import Conversion, Target, quiet_converters, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, quiet_converters, register
 from edgedino.runtime.base import METADATA_KEY
 
 
-def _convert(conv: Conversion):
+def _convert(conversion: Conversion):
     import openvino as ov
 
-    module = conv.module
+    module = conversion.module
     with quiet_converters():  # TracerWarnings about the size checks, which are constant here
         model = ov.convert_model(module, example_input=module.example(), input=[tuple(module.input_shape())])
     model.inputs[0].get_tensor().set_names({"image"})
@@ -30,13 +30,21 @@ def _convert(conv: Conversion):
     return model
 
 
-def _int8(model, calib: np.ndarray):
+def _float_ops(model, layers: tuple[str, ...]) -> list[str]:
+    """Friendly names of the MatMul / convolution ops of the backbone layers to keep in float (convert_model names
+    each op after the torch module it came from)."""
+    ops = [op.get_friendly_name() for op in model.get_ordered_ops()
+           if op.get_type_name() in ("MatMul", "Convolution", "GroupConvolution")]
+    return match_layers("openvino", layers, ops, lambda layer, name: name.startswith(f"__module.backbone.{layer}/"))
+
+
+def _int8(model, calib: np.ndarray, float_layers: tuple[str, ...] = ()):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     return nncf.quantize(
         model, nncf.Dataset(list(calib), lambda s: s[None]), subset_size=len(calib),
-        model_type=nncf.ModelType.TRANSFORMER,
+        model_type=nncf.ModelType.TRANSFORMER, ignored_scope=nncf.IgnoredScope(names=_float_ops(model, float_layers)),
         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
     )
 
@@ -50,27 +58,24 @@ def _int8_weights(model):
 @register
 class OpenVINOTarget(Target):
     name = "openvino"
-    suffix = ".xml"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("openvino", "nncf")
+    int8 = Int8Scheme(weight_bits=7)  # the overflow fix quantizes weights to 7 bits
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         import nncf
         import openvino as ov
 
-        model = _convert(conv)
-        precision = conv.spec.precision
+        model = _convert(conversion)
+        precision = conversion.spec.precision
         with quiet_converters("nncf"):
             if precision == "int8":
-                model = _int8(model, conv.calibration())
+                model = _int8(model, conversion.calibration(), conversion.spec.quant.float_layers)
             elif precision == "int8-weights":
                 model = _int8_weights(model)
-        conv.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
-        model.set_rt_info(json.dumps(conv.metadata), [METADATA_KEY])
+        conversion.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}
+        model.set_rt_info(json.dumps(conversion.metadata), [METADATA_KEY])
         ov.save_model(model, str(path), compress_to_fp16=precision == "fp16")
-
-    def check_destination(self, final: Path) -> None:
-        openvino_pair.check_destination(final)
 
     def publish(self, staged: Path, final: Path) -> None:
         """The .bin first, as a superset the published .xml can still read, then the .xml (see openvino_pair)."""

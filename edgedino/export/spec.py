@@ -12,9 +12,25 @@ PRECISION_HELP = {
     "int8": "int8 weights and activations, calibrated on real images",
     "palettize4": "4-bit palettized weights (16-entry look-up tables; Core ML)",
 }
-# Minimum mean cosine similarity of patch_tokens against PyTorch fp32.
+# Minimum mean cosine similarity of the cls and patch tokens (and a head's logits) against PyTorch fp32.
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-weights": 0.995, "int8": 0.99, "palettize4": 0.98}
 INPUT_FORMATS = ("float32", "uint8")
+VERIFY_IMAGES = 8  # images every artifact is verified on (export, verify, compare, the benchmark's parity)
+GUARDED = ("int8", "palettize4")  # precisions whose layers the int8 policy may keep in float
+INT8_POLICIES = {
+    "auto": "keep the fewest, most sensitive layers in float until cls and patch parity meet the threshold",
+    "strict": "quantize every layer; below the threshold the export fails",
+    "report": "quantize every layer and print each layer's sensitivity",
+}
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    """How a quantized export departs from quantizing every layer: layers kept in float, and SmoothQuant."""
+
+    policy: str = "auto"
+    float_layers: tuple[str, ...] = ()  # backbone-relative layer names, e.g. "blocks.4.mlp.fc2"
+    smoothquant_alpha: float | None = None  # None: no SmoothQuant migration
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,7 @@ class ExportSpec:
     batch: int = 1  # static batch size of the artifact
     dynamic: bool = False  # dynamic batch where the target supports it (ONNX)
     options: dict = field(default_factory=dict, compare=False)  # target options, e.g. from a recipe
+    quant: QuantPlan = QuantPlan()  # int8 / palettize4 only
 
     @property
     def threshold(self) -> float:

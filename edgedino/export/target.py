@@ -1,14 +1,16 @@
 """The contract each export target fulfils, and the registry targets add themselves to.
 
-A target module (onnx.py, openvino.py, coreml.py, tflite.py) defines one Target subclass and registers
-it; nothing outside that module knows how the target converts.
+A target module (the `exporter` of a row in edgedino.runtime.formats) defines one Target subclass and registers
+it; nothing outside that module knows how the target converts. Suffix and layout come from the format's row.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from edgedino.atomic import check_output, publish
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, ExportSpec
+from edgedino.runtime.formats import FORMATS, Format, format_of
 
 
 @dataclass
@@ -37,25 +40,53 @@ class Conversion:
         return self.calib
 
 
+@dataclass(frozen=True)
+class Int8Scheme:
+    """How a target's int8 treats a linear or convolution layer, as far as its accuracy goes."""
+
+    outputs: bool = False  # the layer's output is int8 too (TFLite, Core ML), not only its input
+    symmetric: bool = False  # activations symmetric around 0 (Core ML); else asymmetric, with a zero point
+    depthwise: bool = True  # depthwise convolutions are quantized (TFLite keeps them float)
+    weight_bits: int = 8  # 7 where the target reduces the range for CPUs without VNNI (ONNX, OpenVINO)
+    norm_folded: bool = False  # the converter folds a LayerNorm's gain and bias into the next layer (TFLite)
+
+
 class Target:
-    name: str = ""
-    suffix: str = ""  # artifact file (or folder) suffix
-    folder: bool = False  # the artifact is a folder (a package), not a file
+    name: str = ""  # the name of its row in FORMATS
     precisions: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # import names the conversion needs
     extra: str = "export"  # the pip extra that installs them
     input_formats: tuple[str, ...] = INPUT_FORMATS
     dynamic_shapes: bool = False  # can export a dynamic batch
+    int8: Int8Scheme = Int8Scheme()
+    not_on: dict[str, str] = {}  # sys.platform values the converter has no wheels for -> the platform's name
+
+    @property
+    def format(self) -> Format:
+        return FORMATS[self.name]
+
+    @property
+    def suffix(self) -> str:
+        """The artifact's file (or package folder) suffix."""
+        return self.format.suffix
+
+    @property
+    def folder(self) -> bool:
+        """The artifact is a package folder, not a file."""
+        return self.format.folder
 
     def available(self) -> str | None:
         """None when the converter is installed; else what is missing and how to install it."""
+        if sys.platform in self.not_on:
+            return (f"the {self.name} target is not on {self.not_on[sys.platform]}: its converter has no wheels "
+                    "there; export on Linux or macOS (on Windows, WSL works)")
         missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
         if missing:
             return (f"the {self.name} target needs {', '.join(missing)}, which is not installed: "
                     f"pip install 'edgedino[{self.extra}]'")
         return None
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         """Write the artifact to `path` (a staging path; the caller publishes it atomically)."""
         raise NotImplementedError
 
@@ -66,6 +97,8 @@ class Target:
     def check_destination(self, final: Path) -> None:
         """Refuse (EdgeDinoError) before any work if publishing at `final` would destroy something not ours."""
         check_output(final, is_dir=self.folder, ours=self.ours)
+        for side in self.format.side_files:
+            check_output(final.with_suffix(side))
 
     def publish(self, staged: Path, final: Path) -> None:
         """Move the staged artifact to `final` in one step: a reader sees the old artifact or the new one."""
@@ -89,7 +122,7 @@ class Target:
         runtime = load(path)
         return [(runtime.kind, runtime)]
 
-    def static_checks(self, conv: Conversion, path: Path) -> list[str]:
+    def static_checks(self, conversion: Conversion, path: Path) -> list[str]:
         """Checks that need no runtime (spec, shapes, weight types); each a line saying what was verified.
 
         Raise EdgeDinoError on a failed check.
@@ -112,6 +145,21 @@ def quiet_converters(*loggers: str):
             logging.getLogger(name).setLevel(level)
 
 
+def match_layers(target: str, layers: Sequence[str], names: Iterable[str], matches: Callable[[str, str], bool]
+                 ) -> list[str]:
+    """The target's own names (nodes, ops, tensor scopes) of the backbone layers to keep in float; a layer that no
+    name matches is an error, so a layer is never silently quantized after all."""
+    names = list(names)
+    found = []
+    for layer in layers:
+        hits = [n for n in names if matches(layer, n)]
+        if not hits:
+            raise EdgeDinoError(f"the {target} graph has no quantizable op for layer {layer!r}, which was to stay "
+                                "in float")
+        found += hits
+    return found
+
+
 TARGETS: dict[str, Target] = {}
 
 
@@ -121,30 +169,35 @@ def register(cls: type[Target]) -> type[Target]:
 
 
 def all_targets() -> dict[str, Target]:
-    """Every target, each module imported so that it has registered itself."""
-    from edgedino.export import coreml, onnx, openvino, tflite  # noqa: F401
-
-    return TARGETS
+    """Every target, in the order of the formats table, each module imported so that it has registered itself."""
+    for fmt in FORMATS.values():
+        if fmt.name not in TARGETS:
+            importlib.import_module(fmt.exporter)
+        if fmt.name not in TARGETS:
+            raise EdgeDinoError(f"{fmt.exporter} registers no target named {fmt.name!r}")
+    return {name: TARGETS[name] for name in FORMATS}
 
 
 def get_target(name: str) -> Target:
-    if name not in all_targets():
+    targets = all_targets()
+    if name not in targets:
         import difflib
 
-        near = difflib.get_close_matches(name, TARGETS, n=1)
+        near = difflib.get_close_matches(name, targets, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(TARGETS)}, all)")
-    return TARGETS[name]
+        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(targets)}, all)")
+    return targets[name]
 
 
 def artifact_runtimes(path: Path) -> tuple[Target, list, dict]:
     """The target that made an artifact, the runtimes this machine runs it in, and its edgedino metadata."""
     if not path.exists():
         raise EdgeDinoError(f"artifact not found: {path}")
-    target = next((t for t in all_targets().values() if path.name.endswith(t.suffix)), None)
-    if target is None:
-        suffixes = ", ".join(t.suffix for t in all_targets().values())
+    fmt = format_of(path)
+    if fmt is None:
+        suffixes = ", ".join(f.suffix for f in FORMATS.values())
         raise EdgeDinoError(f"{path}: not an artifact edgedino exports (suffixes: {suffixes})")
+    target = all_targets()[fmt.name]
     runtimes = target.runtimes(path)
     return target, runtimes, runtimes[0][1].metadata
 

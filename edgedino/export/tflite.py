@@ -7,7 +7,7 @@ order of metadata["outputs"] for a file whose names were lost.
 Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
 - fp16: float16 weights of the matmuls/convolutions, dequantized to float32 at load; float32 compute on CPU.
 - int8-weights: dynamic range, int8 channel-wise weights, activations quantized on the fly by the kernels.
-- int8: static W8A8 (int8 channel-wise weights, int8 per-tensor activations calibrated on conv.calib, one
+- int8: static W8A8 (int8 channel-wise weights, int8 per-tensor activations calibrated on conversion.calib, one
   sample at a time) for FULLY_CONNECTED and CONV_2D only; everything else stays float. Measured on this
   x86 CPU (XNNPACK, 2 threads, 224x224):
   - int8 BATCH_MATMUL (attention) is not accelerated: vits16 79 ms with it, 21 ms without.
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
-from edgedino.export.target import Conversion, Target, register
+from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, register
 from edgedino.runtime.base import METADATA_KEY
 
 SIGNATURE = "serving_default"
@@ -61,8 +61,38 @@ def _convert_fp32(module: ExportModule, path: Path) -> None:
     edge.export(str(path))
 
 
-def _recipe(precision: str) -> list:
-    """The ai-edge-quantizer recipe for one precision."""
+def layer_scope(module: ExportModule, layer: str) -> str:
+    """The scope litert-torch writes into the tensor names of a backbone layer: each module called on the way as
+    '<module>.<class>_<attribute or index>', joined by '/'. A ModuleList (only iterated) and the backbone (its
+    forward_features is called directly) leave no trace; the trailing ';' ends the layer's own name."""
+    parts, obj = [], module.backbone
+    for part in layer.split("."):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        if not isinstance(obj, nn.ModuleList):
+            parts.append(f"{type(obj).__module__}.{type(obj).__qualname__}_{part}")
+    return "/" + "/".join(parts) + ";"
+
+
+def _float_scopes(module: ExportModule, src: Path, layers: tuple[str, ...]) -> list[str]:
+    """Regexes of the op scopes of the layers to keep in float, each checked against the float32 model's ops."""
+    import re
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    if not layers:
+        return []
+    model = schema.ModelT.InitFromPackedBuf(src.read_bytes(), 0)
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    scopes = [";".join(graph.tensors[i].name.decode() for i in op.outputs) + ";" for op in graph.operators
+              if codes.get(model.operatorCodes[op.opcodeIndex].builtinCode) in (*INT8_OPS, "DEPTHWISE_CONV_2D")]
+    wanted = {layer: layer_scope(module, layer) for layer in layers}
+    match_layers("tflite", layers, scopes, lambda layer, scope: wanted[layer] in scope)
+    return [re.escape(wanted[layer]) for layer in layers]
+
+
+def _recipe(precision: str, float_scopes: list[str] = ()) -> list:
+    """The ai-edge-quantizer recipe for one precision; ops whose scope matches `float_scopes` stay float."""
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -78,6 +108,9 @@ def _recipe(precision: str) -> list:
         for edge in (ops.INPUT, ops.OUTPUT):
             manager.add_quantization_config(".*", edge, algorithm_key=AlgorithmName.NO_QUANTIZE)
         manager.add_quantization_config(HEAD_TENSORS, ops.FULLY_CONNECTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        for scope in float_scopes:
+            for op in INT8_OPS:
+                manager.add_quantization_config(scope, ops(op), algorithm_key=AlgorithmName.NO_QUANTIZE)
     return manager.get_quantization_recipe()
 
 
@@ -86,11 +119,11 @@ def _calibration(calib: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
     return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(sample[None])} for sample in calib]}
 
 
-def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None) -> None:
+def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None, float_scopes: list[str] = ()) -> None:
     """Quantize a float32 .tflite into `dst` with ai-edge-quantizer."""
     from ai_edge_quantizer import quantizer
 
-    qt = quantizer.Quantizer(str(src), _recipe(precision))
+    qt = quantizer.Quantizer(str(src), _recipe(precision, float_scopes))
     ranges = qt.calibrate(calibration, num_threads=os.cpu_count() or 1) if calibration else None
     dst.write_bytes(qt.quantize(ranges, enable_progress_report=False).quantized_model)
 
@@ -137,9 +170,12 @@ def _converter_versions() -> dict[str, str]:
 @register
 class TfliteTarget(Target):
     name = "tflite"
-    suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("litert_torch", "ai_edge_litert")
+    # FULLY_CONNECTED / CONV_2D write int8 outputs; depthwise stays float (INT8_OPS); the converter folds a
+    # LayerNorm's gain and bias into the next FULLY_CONNECTED / CONV_2D (its weights become W * g)
+    int8 = Int8Scheme(outputs=True, depthwise=False, norm_folded=True)
+    not_on = {"win32": "Windows"}  # litert-torch needs litert-converter, which has no Windows wheels
 
     def stored_precision(self, path: Path) -> str:
         """int8: quantized activations; int8-weights: int8 weight tensors only; fp16: float16 weight tensors."""
@@ -160,18 +196,19 @@ class TfliteTarget(Target):
             return "int8-weights"
         return "fp16" if (types.FLOAT16, True) in kinds else "fp32"
 
-    def convert(self, conv: Conversion, path: Path) -> None:
+    def convert(self, conversion: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
-        precision = conv.spec.precision
-        calibration = _calibration(conv.calibration()) if precision == "int8" else None
+        precision = conversion.spec.precision
+        calibration = _calibration(conversion.calibration()) if precision == "int8" else None
         if precision == "fp32":
-            _convert_fp32(conv.module, path)
+            _convert_fp32(conversion.module, path)
         else:
             fp32 = path.with_name("fp32_" + path.name)
             try:
-                _convert_fp32(conv.module, fp32)
-                _quantize(fp32, path, precision, calibration)
+                _convert_fp32(conversion.module, fp32)
+                scopes = _float_scopes(conversion.module, fp32, conversion.spec.quant.float_layers)
+                _quantize(fp32, path, precision, calibration, scopes)
             finally:
                 fp32.unlink(missing_ok=True)
-        conv.metadata["converter"] = _converter_versions()
-        embed_metadata(path, conv.metadata)
+        conversion.metadata["converter"] = _converter_versions()
+        embed_metadata(path, conversion.metadata)

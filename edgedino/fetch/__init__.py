@@ -9,9 +9,13 @@ from edgedino.fetch import hub, url
 
 
 def resolve(spec: str | Path) -> Path:
-    """A local path for `spec`: the path itself, the Hub snapshot folder of `owner/name[@rev]`, or the cached
-    download of an http(s) link. A local file or folder wins over a Hub id of the same name."""
+    """A local path for `spec`: the path itself, the shipped demo model for "demo", the Hub snapshot folder of
+    `owner/name[@rev]`, or the cached download of an http(s) link. A local file or folder wins over the others."""
+    from edgedino.demo import DEMO_WEIGHTS, is_demo
+
     text = str(spec)
+    if is_demo(text) and not Path(text).exists():
+        return DEMO_WEIGHTS
     if url.is_url(text):
         return url.download(text)
     path = Path(text).expanduser()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 
 from edgedino.errors import CheckpointError
+from edgedino.runtime.formats import FORMATS, WEIGHTS_SUFFIXES
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?:@[\w./-]+)?$")
 FILES = ["config.json", "*.safetensors", "model.safetensors.index.json"]
-NOT_PATHS = (".pth", ".pt", ".bin", ".safetensors", ".onnx", ".xml", ".tflite", ".mlpackage", ".json")
+# names that end like these are files, not Hub ids (pytorch_model.bin, config.json, an artifact)
+NOT_PATHS = (*WEIGHTS_SUFFIXES, ".bin", ".json", *(f.suffix for f in FORMATS.values()))
 
 
 def is_hub_id(spec: str) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.frames import IMAGE_SUFFIXES
-from edgedino.runtime.head import IGNORE
+from edgedino.runtime.task_head import IGNORE
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 
 from edgedino.heads.data import read_mask
 from edgedino.heads.head import Head
-from edgedino.runtime.head import IGNORE, segment_mask
+from edgedino.runtime.task_head import IGNORE, segment_mask
 
 
 @dataclass

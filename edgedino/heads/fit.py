@@ -54,7 +54,7 @@ def fit_head(cfg: FitConfig, backbone: Backbone, log: Callable[[str], None] = pr
     """Train a head of cfg.kind for cfg.task on the frozen backbone; a random backbone is reseeded first, so
     export can rebuild it exactly."""
     if cfg.out.suffix not in (".pth", ".pt"):
-        raise EdgeDinoError(f"--out {cfg.out}: a head file is a .pth (or .pt)")
+        raise EdgeDinoError(f"--save {cfg.out}: a head file is a .pth (or .pt)")
     data = load_dataset(cfg.task, cfg.data, cfg.val_fraction, cfg.train.seed)
     torch.manual_seed(cfg.train.seed)  # the head's initial weights: the same features give the same head
     head = Head(HeadConfig(cfg.task, cfg.kind, backbone.embed_dim, data.classes, cfg.hidden))

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from edgedino.errors import ConfigError
-from edgedino.runtime.head import TASKS, HeadInfo
+from edgedino.runtime.task_head import TASKS, HeadInfo
 
 KINDS = ("linear", "mlp")
 CLIP = 6.0  # standardised head inputs are clipped to +-CLIP

@@ -10,8 +10,8 @@ from edgedino.atomic import atomic_path
 from edgedino.errors import EdgeDinoError
 from edgedino.heads.data import read_mask
 from edgedino.heads.evaluate import Evaluation
-from edgedino.runtime.head import overlay, palette
 from edgedino.runtime.preprocess import read_image
+from edgedino.runtime.task_head import overlay, palette
 
 
 def confusion_png(ev: Evaluation, path: Path) -> Path:

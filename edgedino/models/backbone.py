@@ -54,6 +54,11 @@ class Backbone(nn.Module):
         local crops in training (a ViT with an untied local CLS norm applies it; others ignore it)."""
         raise NotImplementedError
 
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """(LayerNorm name, names of the layers its output feeds and nothing else), for SmoothQuant's exact
+        rescaling; each family lists its own."""
+        return []
+
     def deploy(self, imgsz: tuple[int, int]) -> Backbone:
         """Eval mode, fixed to one input size, in the form exporters convert (constant tables, folded scales).
 

@@ -57,6 +57,7 @@ class Block(nn.Module):
         self.mlp = FFN_LAYERS[ffn](dim, ffn_hidden)
         self.ls2 = LayerScale(dim, layerscale) if layerscale else nn.Identity()
         self.drop_path = drop_path
+        self.checkpointing = False  # training: recompute this block's activations in the backward pass
 
     def fold_layerscale(self) -> None:
         """Deploy form: LayerScale folded into the attention projection and the last FFN layer."""
@@ -66,5 +67,12 @@ class Block(nn.Module):
         self.ls1, self.ls2 = nn.Identity(), nn.Identity()
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._residual, x, rope, use_reentrant=False)
+        return self._residual(x, rope)
+
+    def _residual(self, x: Tensor, rope: tuple[Tensor, Tensor] | None) -> Tensor:
         x = x + drop_path(self.ls1(self.attn(self.norm1(x), rope)), self.drop_path, self.training)
         return x + drop_path(self.ls2(self.mlp(self.norm2(x))), self.drop_path, self.training)

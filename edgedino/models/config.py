@@ -199,10 +199,8 @@ def config_to_dict(cfg: ModelConfig) -> dict:
 
 
 def config_from_dict(d: dict) -> ModelConfig:
+    """The config `config_to_dict` wrote, made by its family's config class."""
+    from edgedino.models.families import get_family
+
     d = dict(d)
-    family = d.pop("family")
-    if family == "vit":
-        return ViTConfig(**d)
-    if family == "convnext":
-        return ConvNeXtConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-    raise ConfigError(f"unknown model family {family!r}")
+    return get_family(d.pop("family")).config_from_dict(d)

@@ -35,8 +35,16 @@ class ConvNeXtBlock(nn.Module):
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), float(layerscale))) if layerscale else None
         self.drop = drop
+        self.checkpointing = False  # training: recompute this block's activations in the backward pass
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(self._residual, x, use_reentrant=False)
+        return self._residual(x)
+
+    def _residual(self, x: Tensor) -> Tensor:
         y = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x).permute(0, 2, 3, 1)))))
         if self.gamma is not None:
             y = y * self.gamma
@@ -88,6 +96,15 @@ class ConvNeXt(Backbone):
         self.grid(x.shape[-2], x.shape[-1])
         *_, last = self._stages(x)
         return self._tokens(last)
+
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """Each LayerNorm whose output feeds only linear or convolution layers, with those layers (by name): the
+        pairs along which a per-channel scale moves exactly from one to the other (SmoothQuant). The stem's norm
+        feeds the residual stream, so it is not one."""
+        pairs = [(f"downsample_layers.{i}.0", [f"downsample_layers.{i}.1"]) for i in range(1, 4)]
+        pairs += [(f"stages.{s}.{b}.norm", [f"stages.{s}.{b}.pwconv1"])
+                  for s, stage in enumerate(self.stages) for b in range(len(stage))]
+        return pairs
 
     def deploy(self, imgsz: tuple[int, int]) -> ConvNeXt:
         """Eval mode for one size: LayerScale folded into each block's last layer, every block and norm in NCHW

@@ -85,9 +85,8 @@ class VisionTransformer(Backbone):
     def forward_features(self, x: Tensor, masks: Tensor | None = None, local: bool = False) -> dict[str, Tensor]:
         self.grid(x.shape[-2], x.shape[-1])
         x, h, w = self._tokens(x, masks)
-        rope = self.rope_embed(h, w)
-        for blk in self.blocks:
-            x = blk(x, rope)
+        for blk in self.blocks:  # in training each block draws its own RoPE rescale, as the official model does
+            x = blk(x, self.rope_embed(h, w))
         return self._split(self._norm(x, local), h, w)
 
     def get_intermediate_layers(self, x: Tensor, n: int | Sequence[int] = 1, norm: bool = True) -> list[dict]:
@@ -102,6 +101,14 @@ class VisionTransformer(Backbone):
             if i in take:
                 outs.append(self._split(self._norm(x) if norm else x, h, w))
         return outs
+
+    def norm_consumers(self) -> list[tuple[str, list[str]]]:
+        """Each LayerNorm whose output feeds only linear layers, with those layers (by name): the pairs along
+        which a per-channel scale moves exactly from one to the other (SmoothQuant)."""
+        ffn_in = ["fc1"] if self.cfg.ffn == "mlp" else ["w1", "w2"]
+        return [pair for i in range(len(self.blocks))
+                for pair in ((f"blocks.{i}.norm1", [f"blocks.{i}.attn.qkv"]),
+                             (f"blocks.{i}.norm2", [f"blocks.{i}.mlp.{n}" for n in ffn_in]))]
 
     def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
         """Eval mode for one size: RoPE tables as constants for all tokens and heads, LayerScale folded into the

@@ -2,6 +2,6 @@
 
 from edgedino.runtime.base import Runtime, RuntimeUnavailable, load
 from edgedino.runtime.features import Features
-from edgedino.runtime.head import HeadInfo
+from edgedino.runtime.task_head import HeadInfo
 
 __all__ = ["Features", "HeadInfo", "Runtime", "RuntimeUnavailable", "load"]

@@ -1,20 +1,23 @@
-"""What the live apps (apps/*.py) share: their common flags, outputs, window keys, timing summary and error exit.
+"""What the live apps (edgedino.apps) share: their common flags, outputs, window keys, timing summary and error exit.
 Torch-free: numpy and OpenCV only, so the apps run on a device with `edgedino[runtime]`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from edgedino.argtypes import at_least, seconds
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import add_flag
 from edgedino.runtime.source import Frame, FrameSource
 
 
@@ -22,26 +25,24 @@ def app_parser(prog: str, description: str, examples: str, model_help: str) -> a
     """The parser with the app's description and examples, --model and --source (every app reads frames alike)."""
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=examples,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help=model_help)
-    p.add_argument("--source", default="0", help="camera index, video file, rtsp:// or http:// URL, or image folder "
-                   "(default: 0, the first camera)")
+    add_flag(p, "--model", model_help, required=True)
+    add_flag(p, "--source", "a camera index, video file, rtsp:// or http:// URL, or image folder (default: 0, the "
+             "first camera)", default="0")
     return p
 
 
 def add_run_args(p: argparse.ArgumentParser, save_help: str, json_help: str | None = None,
-                 headless_help: str = "no window (devices without a screen)") -> None:
+                 headless_help: str = "") -> None:
     """--threads, --save, --json (when the app writes one), --headless, --max-frames, --timeout, --retries."""
-    p.add_argument("--threads", type=at_least(1), help="runtime threads (default: the runtime's choice)")
-    p.add_argument("--save", metavar="MP4", help=save_help)
+    add_flag(p, "--threads", "default: the runtime's choice", type=at_least(1))
+    add_flag(p, "--save", save_help, metavar="MP4")
     if json_help:
-        p.add_argument("--json", metavar="JSONL", help=json_help)
-    p.add_argument("--headless", action="store_true", help=headless_help)
-    p.add_argument("--max-frames", type=at_least(1), help="stop after this many frames (default: at the source's "
-                   "end)")
-    p.add_argument("--timeout", type=seconds, default=10.0, help="seconds without a frame before the source counts "
-                   "as stalled (default: 10)")
-    p.add_argument("--retries", type=at_least(0), default=3, help="times a failed or stalled source is reopened before "
-                   "giving up (default: 3)")
+        add_flag(p, "--json", "each line: frame, t (seconds into a video file, else since the source opened), "
+                 + json_help, metavar="JSONL")
+    add_flag(p, "--headless", headless_help, action="store_true")
+    add_flag(p, "--max-frames", "default: at the source's end", type=at_least(1))
+    add_flag(p, "--timeout", "default: 10", type=seconds, default=10.0)
+    add_flag(p, "--retries", "default: 3", type=at_least(0), default=3)
 
 
 @dataclass
@@ -98,6 +99,21 @@ class Outputs:
             self.video.write(bgr)
         if self.jsonl is not None and record is not None:
             self.jsonl.write(json.dumps(record) + "\n")
+
+
+def has_display() -> bool:
+    """Whether a window can open: on Linux and BSD an X server (a DISPLAY whose local socket exists) or Wayland;
+    elsewhere (macOS, Windows) the desktop is assumed. Checked before OpenCV tries, because Qt aborts the process
+    (exit 134, "could not connect to display") where it finds none."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return True
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    display = os.environ.get("DISPLAY", "")
+    host, _, number = display.rpartition(":")
+    if not number:
+        return False
+    return bool(host) or Path(f"/tmp/.X11-unix/X{number.split('.')[0]}").exists()
 
 
 def open_window(name: str) -> None:
@@ -162,10 +178,17 @@ def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step:
 
 
 def run_main(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
-             argv: list[str] | None) -> int:
-    """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2."""
+             argv: list[str] | None, headless_hint: str = "") -> int:
+    """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2, and so
+    does a window asked for where there is no display ('use --headless' and the app's `headless_hint`)."""
+    from edgedino.flags import warn_deprecated
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    warn_deprecated(parser, argv, parser.prog)
     try:
+        if not args.headless and not has_display():
+            raise EdgeDinoError(f"no display: use --headless{headless_hint}")
         return run(args)
     except EdgeDinoError as e:
         print(f"{name}: error: {e}", file=sys.stderr)

@@ -10,8 +10,9 @@ import numpy as np
 
 from edgedino.errors import EdgeDinoError, reraise_interrupt
 from edgedino.runtime.features import Features
-from edgedino.runtime.head import HeadInfo
+from edgedino.runtime.formats import FORMATS, PYTORCH_RUNTIME, WEIGHTS_SUFFIXES, format_of
 from edgedino.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, fit_size
+from edgedino.runtime.task_head import HeadInfo
 
 METADATA_KEY = "edgedino"  # every artifact stores its metadata as one JSON string under this name
 
@@ -105,38 +106,27 @@ class Runtime:
         return np.ascontiguousarray(x, dtype=self.input_dtype)
 
 
-# artifact suffix -> module under edgedino.runtime that defines load(path, threads) -> Runtime
-BACKENDS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml",
-            ".pt": "pytorch", ".pth": "pytorch", ".safetensors": "pytorch"}
-
-
 def is_artifact(path: str | Path) -> bool:
     """An exported artifact (a runtime's file), as opposed to a weights file that runs through PyTorch."""
-    return BACKENDS.get(Path(path).suffix, "pytorch") != "pytorch"
+    return format_of(path) is not None
 
 
-# runtimes that exist on some platforms only (sys.platform values)
-PLATFORMS = {".mlpackage": ("darwin",)}
+def runtime_module(path: Path) -> str:
+    """The module that runs this file: its format's runtime, or PyTorch for a weights file."""
+    fmt = format_of(path)
+    if fmt is None and path.suffix not in WEIGHTS_SUFFIXES:
+        known = ", ".join([f.suffix for f in FORMATS.values()] + list(WEIGHTS_SUFFIXES))
+        raise EdgeDinoError(f"{path}: unknown artifact type {path.suffix!r} (known: {known})")
+    return fmt.runtime if fmt else PYTORCH_RUNTIME
 
 
-def unavailable_reason(suffix: str) -> str | None:
-    """Why artifacts with this suffix cannot run on this machine, or None if they can."""
-    import sys
-
-    allowed = PLATFORMS.get(suffix)
-    if allowed and sys.platform not in allowed:
-        return f"{suffix} artifacts run on {', '.join(allowed)} only (this is {sys.platform})"
-    return None
-
-
-def load(path: str | Path, threads: int | None = None) -> Runtime:
-    """Load any artifact edgedino exports in the runtime it was made for."""
+def load(path: str | Path, threads: int | None = None, module: str | None = None) -> Runtime:
+    """Load any artifact edgedino exports in the runtime it was made for (a weights file in PyTorch); `module`
+    names that runtime when the caller has looked it up already (the benchmark's worker process)."""
     path = Path(path)
     if not path.exists():
         raise EdgeDinoError(f"artifact not found: {path}")
-    if path.suffix not in BACKENDS:
-        raise EdgeDinoError(f"{path}: unknown artifact type {path.suffix!r} (known: {', '.join(BACKENDS)})")
-    backend = importlib.import_module(f"edgedino.runtime.{BACKENDS[path.suffix]}")
+    backend = importlib.import_module(module or runtime_module(path))
     try:
         return backend.load(path, threads)
     except EdgeDinoError:

@@ -15,7 +15,7 @@ class Features:
     patch_tokens: np.ndarray  # (N, h, w, D), as the backbone's final norm leaves them
     input_hw: tuple[int, int]  # the size the frames were resized to
     ms: dict[str, float] = field(default_factory=dict)  # "preprocess", "backbone"
-    logits: np.ndarray | None = None  # a task head's output (see edgedino.runtime.head), None without one
+    logits: np.ndarray | None = None  # a task head's output (see edgedino.runtime.task_head), None without one
 
     @property
     def grid(self) -> tuple[int, int]:

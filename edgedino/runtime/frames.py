@@ -12,6 +12,7 @@ from edgedino.runtime.preprocess import check_image_file, preprocess, read_image
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 SAMPLES = Path(__file__).resolve().parents[1] / "assets"
+HOLDOUT = SAMPLES / "holdout"  # real photos none of the defaults calibrate on: the default verification images
 
 
 def sample_images() -> list[Path]:

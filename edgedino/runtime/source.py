@@ -57,16 +57,22 @@ def source_kind(spec: str) -> str:
 
 
 def _open_capture(spec: str, kind: str, timeout: float):
-    """A cv2.VideoCapture, with the backend's own open/read timeouts set for streams."""
+    """A cv2.VideoCapture, with the backend's own open/read timeouts set for streams. OpenCV's own log is silenced
+    while it probes its backends (a missing camera prints pages of warnings); our one-line message says what failed."""
     import cv2
 
-    if kind == "camera":
-        return cv2.VideoCapture(int(spec))
-    if kind == "stream":
-        ms = int(timeout * 1000)
-        return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
-                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-    return cv2.VideoCapture(spec)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        if kind == "camera":
+            return cv2.VideoCapture(int(spec))
+        if kind == "stream":
+            ms = int(timeout * 1000)
+            return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                            cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        return cv2.VideoCapture(spec)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 class FrameSource:

@@ -1,9 +1,11 @@
-"""Overlays for the demo apps: mask tint, box, "id N 0.87" / "LOST", FPS and per-stage milliseconds. Torch-free."""
+"""Overlays for the tracking app: mask tint, box, "id N 0.87" / "LOST" labels, FPS and per-stage milliseconds, the
+text on dark boxes that stay inside the frame (edgedino.caption). Torch-free."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from edgedino.caption import Label, TextStyle, draw_labels, place, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.track.palette import davis_palette
 from edgedino.track.params import TrackResult
@@ -18,14 +20,6 @@ def id_colour(i: int) -> tuple[int, int, int]:
     return b, g, r
 
 
-def _text(bgr: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
-    """Text with a dark outline, readable on any background."""
-    import cv2
-
-    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-
-
 def tint(bgr: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The frame with each object's pixels blended towards its colour (OpenCV ops: a few ms at 640x480)."""
     import cv2
@@ -38,29 +32,40 @@ def tint(bgr: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def track_labels(result: TrackResult, frame_hw: tuple[int, int], fps: float | None = None,
+                 ms: dict[str, float] | None = None) -> list[Label]:
+    """Where each text goes: FPS and stage times top left (wrapped to the frame), each object's "id N 0.87" above its
+    box (inside the frame, off the other labels), and objects lost without a box one per row at the bottom left."""
+    style = TextStyle.for_frame(frame_hw)
+    labels = stack(stats_lines(fps, ms, frame_hw[1] - 2 * style.pad, style), style, frame_hw, [])
+    boxless = []
+    for obj in result.objects:
+        colour = LOST_BGR if obj.lost else id_colour(obj.id)
+        text = f"id {obj.id} " + ("LOST" if obj.lost and obj.box is None else f"{obj.confidence:.2f}") + (
+            " LOST" if obj.lost and obj.box is not None else "")
+        if obj.box is None:
+            boxless.append((text, colour))
+            continue
+        label = Label(text, style, swatch=colour)
+        x, y = obj.box[:2]
+        labels.append(place(label, x, y - label.size[1] if y >= label.size[1] else y + 2, frame_hw, labels))
+    if boxless:
+        labels += stack([t for t, _ in boxless], style, frame_hw, labels, bottom=True,
+                        swatches=[c for _, c in boxless])
+    return labels
+
+
 def draw_tracks(bgr: np.ndarray, result: TrackResult, fps: float | None = None,
                 ms: dict[str, float] | None = None) -> np.ndarray:
-    """A copy of a BGR frame with the tracker's masks, boxes, labels and timings drawn on it."""
+    """A copy of a BGR frame with the tracker's masks, boxes (red when lost), labels and timings drawn on it."""
     import cv2
 
     if result.labels.shape != bgr.shape[:2]:
         raise EdgeDinoError(f"labels {result.labels.shape} do not match the frame {bgr.shape[:2]}")
     out = tint(bgr, result.labels)
+    thick = max(2, round(min(bgr.shape[:2]) / 240))
     for obj in result.objects:
-        colour = LOST_BGR if obj.lost else id_colour(obj.id)
         if obj.box is not None:
             x, y, w, h = obj.box
-            cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, 2)
-            anchor = (x, max(y - 6, 14))
-        else:
-            anchor = (8, out.shape[0] - 10 - 18 * obj.id % out.shape[0])
-        label = f"id {obj.id} {obj.confidence:.2f}" + (" LOST" if obj.lost else "")
-        _text(out, label, anchor, colour)
-    lines = []
-    if fps is not None:
-        lines.append(f"{fps:.1f} FPS")
-    if ms:
-        lines.append(" ".join(f"{k} {v:.1f}ms" for k, v in ms.items()))
-    for row, line in enumerate(lines):
-        _text(out, line, (8, 20 + 20 * row), (255, 255, 255))
-    return out
+            cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), LOST_BGR if obj.lost else id_colour(obj.id), thick)
+    return draw_labels(out, track_labels(result, bgr.shape[:2], fps, ms))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from edgedino.errors import EdgeDinoError
 
@@ -21,7 +20,7 @@ def entry(prog: str, description: str, cli, run, summary, argv: list[str]) -> in
         print(f"{prog.removeprefix('python -m ')}: error: {e}", file=sys.stderr)
         return e.exit_code
     if result.exported:
-        print(summary(result, Path(args.out)))
+        print(summary(result))
     return 0
 
 
@@ -29,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["distill"]:  # torchrun ... -m edgedino.train distill ...
         from edgedino.cli import distill as cli
-        from edgedino.train.distill_run import distill, summary
+        from edgedino.train.distill import distill, summary
 
         return entry("python -m edgedino.train distill", "Distillation (torchrun entry).", cli, distill, summary,
                      argv[1:])

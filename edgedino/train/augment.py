@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from edgedino.train.photometric import colour_jitter, gaussian_blur, grayscale, 
 
 @dataclass
 class MultiCropConfig:
-    """Crop sizes/scales and augmentation probabilities; blur_p is (global 1, global 2, locals) as DINOv3."""
+    """Crop sizes/scales and augmentation probabilities; blur_p is (global 1, global 2, locals)."""
 
     global_size: int = 224
     global_scale: tuple[float, float] = (0.32, 1.0)
@@ -24,12 +24,20 @@ class MultiCropConfig:
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1)
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
-    blur_p: tuple[float, float, float] = (1.0, 0.1, 0.5)
+    # What trained the released models: the official GaussianBlur(p) hands 1 - p to RandomApply, so its written
+    # 1.0 / 0.1 / 0.5 blur with probability 0.0 / 0.9 / 0.5 (facebookresearch/dinov3#286).
+    blur_p: tuple[float, float, float] = (0.0, 0.9, 0.5)
     solarize_p: float = 0.2
     flip_p: float = 0.5
-    global_hr_size: int = 0
+    hr_scale: float = 0.0  # also the two global views at this times the side ("global_hr"; 0: none)
+    hr_undistorted: bool = False  # the hr views skip colour jitter, grayscale, blur and solarisation
+    resolutions: tuple = ()  # ((global, local, weight), ...): one drawn per batch (high-res adaptation)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def hr_size(self) -> int:
+        return round(self.global_size * self.hr_scale) if self.hr_scale else 0
 
 
 def crop_box(hw: tuple[int, int], scale: tuple[float, float], rng: np.random.Generator,
@@ -52,29 +60,63 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     """Square resize: area averaging when shrinking, bicubic when enlarging."""
     import cv2
 
+    if img.shape[0] == img.shape[1] == size:
+        return img
     shrink = img.shape[0] > size and img.shape[1] > size
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def pick_resolution(resolutions: tuple, seed: int, batch: int) -> int:
+    """Which of the (global, local, weight) rows batch `batch` uses: drawn from (seed, batch) by weight, so every
+    process (and a resumed run) picks the same one for the same step."""
+    weights = np.array([r[2] for r in resolutions], dtype=np.float64)
+    return int(np.random.default_rng([seed, batch, 3]).choice(len(resolutions), p=weights / weights.sum()))
+
+
 class MultiCrop:
-    """rgb uint8 (H, W, 3) + rng -> {"global": (2,3,G,G), "local": (n,3,L,L)[, "global_hr": (2,3,2G,2G)]}."""
+    """rgb uint8 (H, W, 3) + rng -> {"global": (2,3,G,G), "local": (n,3,L,L)[, "global_hr": (2,3,sG,sG)]}."""
 
     def __init__(self, cfg: MultiCropConfig | None = None):
         self.cfg = cfg or MultiCropConfig()
         self.mean = np.asarray(self.cfg.mean, np.float32)
         self.std = np.asarray(self.cfg.std, np.float32)
 
-    def _view(self, rgb: np.ndarray, size: int, scale: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-        """Random resized crop, flip, colour jitter and grayscale: float32 in [0, 1]."""
+    def at_batch(self, seed: int, batch: int) -> MultiCrop:
+        """The crops of global batch `batch`: this transform, or with `resolutions` the row drawn for the batch."""
+        if not self.cfg.resolutions:
+            return self
+        g, loc, _ = self.cfg.resolutions[pick_resolution(self.cfg.resolutions, seed, batch)]
+        return MultiCrop(replace(self.cfg, global_size=int(g), local_size=int(loc), resolutions=()))
+
+    def _geometry(self, rgb: np.ndarray, size: int, scale: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+        """Random resized crop and flip: float32 in [0, 1]."""
         top, left, ch, cw = crop_box(rgb.shape[:2], scale, rng)
         x = resize(rgb[top:top + ch, left:left + cw], size).astype(np.float32) / 255.0
-        if rng.random() < self.cfg.flip_p:
-            x = x[:, ::-1]
+        return x[:, ::-1] if rng.random() < self.cfg.flip_p else x
+
+    def _colour(self, x: np.ndarray, blur_p: float, rng: np.random.Generator, solarize_p: float = 0.0) -> np.ndarray:
+        """Colour jitter, grayscale, blur (and solarisation), in the official order."""
+        x = np.ascontiguousarray(x)
         if rng.random() < self.cfg.jitter_p:
-            x = colour_jitter(np.ascontiguousarray(x), self.cfg.jitter, rng)
+            x = colour_jitter(x, self.cfg.jitter, rng)
         if rng.random() < self.cfg.grayscale_p:
             x = grayscale(x)
+        if rng.random() < blur_p:
+            x = gaussian_blur(np.ascontiguousarray(x), rng)
+        if solarize_p and rng.random() < solarize_p:
+            x = solarize(x)
         return np.ascontiguousarray(x)
+
+    def _global(self, rgb: np.ndarray, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """Global view i (and its hr twin): one crop at the larger side, the student's view resized from it."""
+        cfg = self.cfg
+        hr = cfg.hr_size
+        base = self._geometry(rgb, max(hr, cfg.global_size), cfg.global_scale, rng)
+        solar = cfg.solarize_p if i == 1 else 0.0
+        if hr and cfg.hr_undistorted:
+            return self._colour(resize(base, cfg.global_size), cfg.blur_p[i], rng, solar), base
+        x = self._colour(base, cfg.blur_p[i], rng, solar)
+        return (resize(x, cfg.global_size), x) if hr else (x, None)
 
     def _tensor(self, views: list[np.ndarray], size: int) -> torch.Tensor:
         """Normalised (n, 3, S, S) float32 tensor."""
@@ -88,22 +130,11 @@ class MultiCrop:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"MultiCrop expects an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
         cfg = self.cfg
-        globals_, high = [], []
-        for i in range(2):
-            x = self._view(rgb, cfg.global_hr_size or cfg.global_size, cfg.global_scale, rng)
-            if rng.random() < cfg.blur_p[i]:
-                x = gaussian_blur(x, rng)
-            if i == 1 and rng.random() < cfg.solarize_p:
-                x = solarize(x)
-            if cfg.global_hr_size:
-                high.append(x)
-                x = resize(x, cfg.global_size)
-            globals_.append(x)
-        locals_ = []
-        for _ in range(cfg.n_local):
-            x = self._view(rgb, cfg.local_size, cfg.local_scale, rng)
-            locals_.append(gaussian_blur(x, rng) if rng.random() < cfg.blur_p[2] else x)
-        out = {"global": self._tensor(globals_, cfg.global_size), "local": self._tensor(locals_, cfg.local_size)}
-        if high:
-            out["global_hr"] = self._tensor(high, cfg.global_hr_size)
+        views = [self._global(rgb, i, rng) for i in range(2)]
+        locals_ = [self._colour(self._geometry(rgb, cfg.local_size, cfg.local_scale, rng), cfg.blur_p[2], rng)
+                   for _ in range(cfg.n_local)]
+        out = {"global": self._tensor([v[0] for v in views], cfg.global_size),
+               "local": self._tensor(locals_, cfg.local_size)}
+        if cfg.hr_size:
+            out["global_hr"] = self._tensor([v[1] for v in views], cfg.hr_size)
         return out

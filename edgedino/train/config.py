@@ -38,14 +38,21 @@ class DataSection:
 
 
 @dataclass
-class HeadsSection:
-    out_dim: int = 65536
+class HeadSize:
+    """One projection head's sizes (official dino.head_* / ibot.head_*)."""
+
+    out_dim: int = 65536  # prototypes K
     hidden: int = 2048
     bottleneck: int = 256
     layers: int = 3
+
+
+@dataclass
+class HeadsSection:
+    dino: HeadSize = field(default_factory=HeadSize)
+    ibot: HeadSize = field(default_factory=HeadSize)
     ibot_separate: bool = True  # a second head for iBOT (else the DINO head is shared)
-    norm_last_layer: bool = True  # row-normalised prototypes (DINOv1); the official DINOv3 head leaves them free
-    freeze_prototypes: float = 0.0  # prototypes get no update for this fraction of the run (or steps when > 1)
+    norm_last_layer: bool = False  # row-normalised prototypes (DINOv1); the official DINOv3 head leaves them free
 
 
 @dataclass
@@ -53,10 +60,12 @@ class LossSection:
     dino: float = 1.0
     ibot: float = 1.0
     koleo: float = 0.1
+    koleo_group: int = 0  # images per KoLeo neighbour set (0: this process's images, as the official default)
+    local_weight: float = 1.0  # DINO local-crop term weight, reached over the Gram ramp (official reweighting)
     student_temp: float = 0.1
     teacher_temp: float = 0.07
     teacher_temp_start: float = 0.04
-    teacher_temp_warmup: float = 0.3  # fraction of the run (or steps when > 1)
+    teacher_temp_warmup: float = 0.1  # fraction of the run (or steps when > 1)
     sinkhorn_iterations: int = 3
     mask_prob: float = 0.5
     mask_ratio: tuple = (0.1, 0.5)
@@ -66,20 +75,27 @@ class LossSection:
 class GramSection:
     weight: float = 0.0  # 0 turns Gram anchoring off
     start: float = 0.0  # first step with the Gram loss (fraction of the run or steps)
+    warmup: float = 0.0  # steps (or fraction) over which the weight rises from 0 (cosine), from `start`
     refresh_every: int = 10000  # steps between Gram teacher snapshots of the EMA teacher (0: never refresh)
-    high_res: bool = False  # the Gram teacher sees the 2x global crops, resized to the student's grid
+    max_refreshes: int = 0  # snapshots after the first one, at most (0: no limit)
+    teacher_scale: float = 1.0  # Gram teacher crop side / student global crop side (2: the same views at 2x)
+    no_distortions: bool = False  # the Gram teacher sees the crops before colour jitter, blur and solarisation
 
 
 @dataclass
 class OptimSection:
-    lr: float = 1e-3  # peak learning rate after warm-up (for the global batch below)
-    min_lr: float = 1e-6
+    lr: float = 5e-5  # peak lr after warm-up, for a batch of 1024 under scaling_rule (official schedules.lr.peak)
+    min_lr: float = 5e-5  # the lr the cosine ends at (= lr: constant after warm-up, DINOv3; official lr.end)
     warmup: float = 0.1  # fraction of the run (or steps when > 1)
+    cosine: float = 0.0  # length of the cosine from lr to min_lr (fraction or steps; 0: the rest of the run)
+    scaling_rule: str = "sqrt_wrt_1024"  # lr x 4 sqrt(batch / 1024); "linear_wrt_256"; "none"
     weight_decay: float = 0.04
-    weight_decay_end: float = 0.2
-    layer_decay: float = 0.98
-    betas: tuple = (0.9, 0.999)
-    clip: float = 3.0
+    weight_decay_end: float = 0.04
+    layer_decay: float = 0.98  # ViT blocks only (the official code gives ConvNeXt none)
+    patch_embed_lr: float = 0.2  # lr multiplier of the ViT patch embedding
+    freeze_last_layer: float = 0.0  # heads' last layers get lr 0 (Adam moments kept) for this fraction / steps
+    betas: tuple = (0.9, 0.99)
+    clip: float = 30.0  # gradient-norm clip, applied to the backbone and to each head separately
 
 
 @dataclass
@@ -96,6 +112,8 @@ class RunSection:
     log_every: int = 10
     seed: int = 0
     amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16" or "fp32"
+    parallel: str = "ddp"  # "ddp" (replicated models) or "fsdp" (FSDP2: parameters, gradients, Adam state sharded)
+    activation_checkpointing: bool = False  # recompute each block's activations in the backward pass
     memory_gb: float = 0.0  # memory a step may plan on, per process (0: what is available when the run starts)
 
 
@@ -110,10 +128,11 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     ema: EMASection = field(default_factory=EMASection)
     run: RunSection = field(default_factory=RunSection)
-    init: str | None = None  # a training checkpoint or backbone to start from (later stages)
+    init: str | None = None  # a training checkpoint or backbone to start a new run from (high-res adaptation)
+    continue_from: str | None = None  # a run folder or checkpoint whose run this one continues (Gram anchoring)
 
 
-def _fill(obj, values: dict, where: str):
+def fill(obj, values: dict, where: str):
     """Set the fields of dataclass `obj` from a nested dict; an unknown key is a ConfigError naming it."""
     known = {f.name: f for f in fields(obj)}
     for key, value in values.items():
@@ -123,7 +142,7 @@ def _fill(obj, values: dict, where: str):
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {where}{key} is a section: give a mapping, not {value!r}")
-            _fill(current, value, f"{where}{key}.")
+            fill(current, value, f"{where}{key}.")
         elif isinstance(current, dict) and isinstance(value, dict):
             current.update(value)
         else:
@@ -200,7 +219,7 @@ def load_config(path: str | Path, overrides: list[str] = (), kind: type = TrainC
 
     cfg = kind()
     for layer in _read(Path(path)) + [parse_override(o) for o in overrides]:
-        _fill(cfg, layer, "")
+        fill(cfg, layer, "")
     check_ranges(cfg)
     return cfg
 
@@ -211,7 +230,7 @@ def config_dict(cfg: TrainConfig) -> dict:
 
 
 def config_from_dict(d: dict) -> TrainConfig:
-    return _fill(TrainConfig(), d, "")
+    return fill(TrainConfig(), d, "")
 
 
 def fraction(value: float, total: int) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgedino.errors import ConfigError
 from edgedino.train import config as train_config
-from edgedino.train.config import CONFIGS, TrainConfig, _fill
+from edgedino.train.config import CONFIGS, TrainConfig, fill
 
 STAGE = CONFIGS / "distill.yaml"
 PRESETS = CONFIGS / "distill"
@@ -47,7 +47,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DistillConfig:
 
 
 def config_from_dict(d: dict) -> DistillConfig:
-    return _fill(DistillConfig(), d, "")
+    return fill(DistillConfig(), d, "")
 
 
 def check(cfg: DistillConfig) -> None:

@@ -36,29 +36,34 @@ class BlockMasking:
         return 0
 
     def __call__(self, count: int, rng: np.random.Generator) -> np.ndarray:
-        """A (h, w) bool mask with at most `count` patches masked (usually close to it)."""
+        """A (h, w) bool mask with exactly `count` patches masked: rectangles while they fit, then single patches
+        drawn at random to top it up (as the official MaskingGenerator does)."""
         mask = np.zeros((self.h, self.w), dtype=bool)
+        count = min(count, mask.size)
         done = 0
         while done < count:
             added = self._add_block(mask, min(count - done, self.max_block), rng)
             if added == 0:
                 break
             done += added
+        if done < count:
+            mask.flat[rng.choice(np.flatnonzero(~mask), size=count - done, replace=False)] = True
         return mask
 
 
 def masks_for_batch(n_images: int, grid_hw: tuple[int, int], prob: float = 0.5,
                     ratio: tuple[float, float] = (0.1, 0.5), *, rng: np.random.Generator) -> torch.Tensor:
-    """(n_images, h*w) bool masks: int(prob * n) images masked, their target ratios stratified over `ratio`.
+    """(n_images, h*w) bool masks: int(prob * n) images masked, their ratios stratified over `ratio`.
 
-    The masked images' targets come one from each of the equal slices of [ratio[0], ratio[1]], so a batch always
-    spans the range; which images get which mask is shuffled.
+    Masked image i gets exactly int(h * w * r_i) patches, r_i the upper edge of the i-th of n equal slices of
+    [ratio[0], ratio[1]] (the official collate), so a batch always spans the range; which image gets which mask
+    is shuffled.
     """
     h, w = grid_hw
     generator = BlockMasking(grid_hw)
     n_masked = int(n_images * prob)
     edges = np.linspace(ratio[0], ratio[1], n_masked + 1)
-    masks = [generator(int(h * w * rng.uniform(edges[i], edges[i + 1])), rng) for i in range(n_masked)]
+    masks = [generator(int(h * w * edges[i + 1]), rng) for i in range(n_masked)]
     masks += [np.zeros((h, w), dtype=bool)] * (n_images - n_masked)
     masks = [masks[i] for i in rng.permutation(n_images)]
     return torch.from_numpy(np.array(masks, dtype=bool).reshape(n_images, h * w))

@@ -3,114 +3,29 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from edgedino.errors import ConfigError
-from edgedino.train import checkpoint, distributed, metrics, schedules
-from edgedino.train.config import TrainConfig, config_dict, config_from_dict, fraction
-from edgedino.train.loop import Result, train
-from edgedino.train.ranges import check_ranges
-from edgedino.train.rundir import check_out, run_folder
+from edgedino.train import distributed
+from edgedino.train.config import TrainConfig
+from edgedino.train.loop import Result
+from edgedino.train.run import check_config, check_resume, check_sources, make_transform, run_steps
+from edgedino.train.rundir import check_out
 
 
-def summary(result: Result, out: Path) -> str:
+def summary(result: Result) -> str:
     """The table printed at the end of a run."""
     f = result.final
     rows = [("steps done", str(result.steps_done)), ("wall time", f"{result.seconds:.0f} s")]
     rows += [(k, f"{f[k]:.4f}") for k in ("loss", "dino", "ibot", "koleo", "gram", "teacher_entropy",
                                           "feature_std") if k in f]
     rows += [("images/s (last step)", f"{f['images_per_s']:.1f}")] if f else []
-    rows += [("checkpoint", str(out / checkpoint.NAME))] + [("backbone", str(p)) for p in result.exported]
+    rows += [("checkpoint", str(result.checkpoint))] + [("backbone", str(p)) for p in result.exported]
     return "\n".join(f"{k:<22} {v}" for k, v in rows)
-
-
-def check_config(cfg: TrainConfig, world: int) -> None:
-    """Settings that cannot work, named before any work starts."""
-    check_ranges(cfg)
-    if not cfg.data.sources:
-        raise ConfigError("no training data: give --data (image folders, videos, list files)")
-    if cfg.run.batch % world:
-        raise ConfigError(f"run.batch={cfg.run.batch} does not split evenly over {world} processes")
-    if cfg.loss.koleo > 0 and cfg.run.batch < 2:
-        raise ConfigError("run.batch=1: KoLeo compares each image with its nearest neighbour in the batch; use "
-                          "run.batch >= 2 (or loss.koleo=0)")
-    if cfg.loss.ibot > 0 and get_family(cfg) == "convnext":
-        raise ConfigError("iBOT needs a mask token, which ConvNeXt has not: set loss.ibot=0")
-
-
-def check_sources(cfg: TrainConfig) -> None:
-    """Every data source exists and holds items, before anything is written."""
-    from edgedino.data.sources import index_source, parse_sources
-
-    for source in parse_sources(list(cfg.data.sources)):
-        index_source(source)
-
-
-def get_family(cfg: TrainConfig) -> str:
-    from edgedino.models import get_config
-
-    return get_config(cfg.model.name).family
-
-
-def check_resume(cfg: TrainConfig, out: Path, from_dict=config_from_dict) -> None:
-    """A resumed run must be the same run: its checkpoint's config has to match this one."""
-    a = flat(config_dict(from_dict(checkpoint.load_checkpoint(out)["config"])))
-    b = flat(config_dict(cfg))
-    diff = [f"{k}={b.get(k)!r} (was {a.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    if diff:
-        raise ConfigError(f"--resume: the run in {out} was started with other settings: {', '.join(diff)}; "
-                          "resume with the same config, or use a new --out")
-
-
-def flat(d: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    out = {}
-    for k, v in d.items():
-        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def make_transform(cfg: TrainConfig):
-    """Multi-crop for the config; the Gram teacher's 2x global crops when gram.high_res is on."""
-    from edgedino.train.augment import MultiCrop, MultiCropConfig
-
-    try:
-        crops = MultiCropConfig(**cfg.crops)
-    except TypeError as e:
-        raise ConfigError(f"crops: {e}") from None
-    crops = replace(crops, **{k: tuple(v) for k, v in cfg.crops.items() if isinstance(v, list)})
-    if cfg.gram.high_res and cfg.gram.weight > 0 and not crops.global_hr_size:
-        crops = replace(crops, global_hr_size=2 * crops.global_size)
-    return MultiCrop(crops)
-
-
-def run_steps(step, cfg: TrainConfig, transform, d, out: Path, max_steps: int | None, resume: bool,
-              outputs: list[str]) -> Result:
-    """Check that a step fits in memory, then, in the run folder (`outputs`: the names written there), feed the
-    shared loop: this process's share of each global batch, from the step it starts at."""
-    from edgedino.data.loader import DataConfig, make_loader
-    from edgedino.train.memory import check_memory
-
-    if max_steps is not None and max_steps < 1:
-        raise ConfigError(f"max_steps={max_steps}: stop after at least 1 step (None runs the whole schedule)")
-    check_memory(step, cfg, transform, schedules.at(cfg, 0), d)
-
-    data = DataConfig(sources=list(cfg.data.sources), workers=cfg.data.workers)
-    per_rank = cfg.run.batch // d.world
-
-    def batches(start: int):
-        return iter(make_loader(data, transform, batch_size=per_rank, seed=cfg.run.seed, rank=d.rank,
-                                world=d.world, start_step=start))
-
-    with run_folder(out, [checkpoint.NAME, metrics.NAME, *outputs], d.main):
-        return train(step, cfg.run, cfg.optim, lambda s: schedules.at(cfg, s), batches, d, out, config_dict(cfg),
-                     max_steps, resume, monitor_after=fraction(cfg.optim.warmup, cfg.run.total_steps))
 
 
 def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, resume: bool = False) -> Result:
     """Train (or continue) the run in `out`; rank 0 writes checkpoints, metrics.jsonl and backbone.pth."""
-    from edgedino.train.ssl import SSLStep
+    from edgedino.train.pretrain_step import SSLStep
 
     d = distributed.init()
     try:
@@ -120,9 +35,7 @@ def pretrain(cfg: TrainConfig, out: str | Path, max_steps: int | None = None, re
         check_out(out)
         if resume:
             check_resume(cfg, out)
-        step = SSLStep(cfg, d)
-        if cfg.init and not resume:
-            step.init_from(cfg.init)
+        step = SSLStep(cfg, d, init=None if resume else cfg.init)
         if d.main:
             print(f"pretraining {step.student.backbone.cfg.describe()} on {', '.join(cfg.data.sources)}: "
                   f"{cfg.run.total_steps} steps of {cfg.run.batch} images ({d.world} process(es)), "

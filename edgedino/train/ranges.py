@@ -7,6 +7,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields, replace
 
+from edgedino.train.parallel import PARALLEL
+from edgedino.train.schedules import SCALING_RULES
+
 
 @dataclass(frozen=True)
 class Range:
@@ -40,14 +43,18 @@ FRACTION_OR_STEPS = NON_NEGATIVE  # a schedule length: a fraction of the run (<=
 RANGES: dict[str, Range] = {
     "model.drop_path": Range(0, 1, high_open=True),
     "data.workers": NON_NEGATIVE,
-    "heads.out_dim": Range(2), "heads.hidden": AT_LEAST_1, "heads.bottleneck": AT_LEAST_1, "heads.layers": AT_LEAST_1,
-    "heads.freeze_prototypes": FRACTION_OR_STEPS,
+    **{f"heads.{h}.{k}": r for h in ("dino", "ibot") for k, r in (
+        ("out_dim", Range(2)), ("hidden", AT_LEAST_1), ("bottleneck", AT_LEAST_1), ("layers", AT_LEAST_1))},
     "loss.dino": NON_NEGATIVE, "loss.ibot": NON_NEGATIVE, "loss.koleo": NON_NEGATIVE,
+    "loss.koleo_group": NON_NEGATIVE, "loss.local_weight": NON_NEGATIVE,
     "loss.student_temp": POSITIVE, "loss.teacher_temp": POSITIVE, "loss.teacher_temp_start": POSITIVE,
     "loss.teacher_temp_warmup": FRACTION_OR_STEPS, "loss.sinkhorn_iterations": AT_LEAST_1,
     "loss.mask_prob": PROBABILITY, "loss.mask_ratio": PROBABILITY,
-    "gram.weight": NON_NEGATIVE, "gram.start": FRACTION_OR_STEPS, "gram.refresh_every": NON_NEGATIVE,
-    "optim.lr": POSITIVE, "optim.min_lr": NON_NEGATIVE, "optim.warmup": FRACTION_OR_STEPS,
+    "gram.weight": NON_NEGATIVE, "gram.start": FRACTION_OR_STEPS, "gram.warmup": FRACTION_OR_STEPS,
+    "gram.refresh_every": NON_NEGATIVE, "gram.max_refreshes": NON_NEGATIVE, "gram.teacher_scale": POSITIVE,
+    "optim.lr": NON_NEGATIVE, "optim.min_lr": NON_NEGATIVE, "optim.warmup": FRACTION_OR_STEPS,
+    "optim.cosine": FRACTION_OR_STEPS, "optim.patch_embed_lr": NON_NEGATIVE,
+    "optim.freeze_last_layer": FRACTION_OR_STEPS,
     "optim.weight_decay": NON_NEGATIVE, "optim.weight_decay_end": NON_NEGATIVE,
     "optim.layer_decay": Range(0, 1, low_open=True), "optim.betas": Range(0, 1, high_open=True),
     "optim.clip": NON_NEGATIVE,
@@ -60,9 +67,10 @@ RANGES: dict[str, Range] = {
     "crops.global_scale": Range(0, 1, low_open=True), "crops.local_scale": Range(0, 1, low_open=True),
     "crops.jitter": NON_NEGATIVE, "crops.jitter_p": PROBABILITY, "crops.grayscale_p": PROBABILITY,
     "crops.blur_p": PROBABILITY, "crops.solarize_p": PROBABILITY, "crops.flip_p": PROBABILITY,
-    "crops.global_hr_size": NON_NEGATIVE, "crops.mean": Range(), "crops.std": POSITIVE,
+    "crops.hr_scale": NON_NEGATIVE, "crops.resolutions": NON_NEGATIVE, "crops.mean": Range(), "crops.std": POSITIVE,
 }
-CHOICES: dict[str, tuple[str, ...]] = {"run.amp": ("auto", "bf16", "fp32"),
+CHOICES: dict[str, tuple[str, ...]] = {"run.amp": ("auto", "bf16", "fp32"), "run.parallel": PARALLEL,
+                                       "optim.scaling_rule": SCALING_RULES,
                                        "distill.targets": ("auto", "heads", "features")}
 ORDERED = ("loss.mask_ratio", "crops.global_scale", "crops.local_scale")  # (low, high) pairs
 
@@ -121,7 +129,22 @@ def check_crops(crops: dict) -> None:
     for key, value in crops.items():
         if key not in known:
             raise ConfigError(f"unknown config key 'crops.{key}'; known: {', '.join(known)}")
-        check_value(f"crops.{key}", value, known[key])
+        if key == "resolutions":
+            check_resolutions(value)
+        else:
+            check_value(f"crops.{key}", value, known[key])
+
+
+def check_resolutions(rows) -> None:
+    """crops.resolutions: rows of [global side, local side, weight], sides >= 1, weights >= 0 and not all 0."""
+    if not isinstance(rows, (list, tuple)):
+        _fail("crops.resolutions", rows, "must be a list of [global, local, weight] rows")
+    for row in rows:
+        check_value("crops.resolutions", row, (0, 0, 0.0))
+        if row[0] < 1 or row[1] < 1:
+            _fail("crops.resolutions", row, "crop sides must be at least 1")
+    if rows and not sum(row[2] for row in rows) > 0:
+        _fail("crops.resolutions", rows, "the weights must not all be 0")
 
 
 def check_model(model) -> None:
@@ -148,5 +171,9 @@ def check_ranges(cfg) -> None:
             _fail(key, items, "must be a list of names")
     check_crops(cfg.crops)
     check_model(cfg.model)
-    if cfg.optim.min_lr > cfg.optim.lr:
-        _fail("optim.min_lr", cfg.optim.min_lr, f"must not exceed optim.lr={cfg.optim.lr!r}")
+    if cfg.optim.lr == 0 and cfg.optim.min_lr == 0:
+        from edgedino.errors import ConfigError
+
+        raise ConfigError("optim.lr=0 and optim.min_lr=0: the learning rate is 0 for the whole run, nothing trains")
+    if cfg.loss.koleo_group == 1:
+        _fail("loss.koleo_group", 1, "a KoLeo group needs at least 2 images (0: this process's images)")

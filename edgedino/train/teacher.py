@@ -11,9 +11,9 @@ from torch import nn
 
 from edgedino.errors import CheckpointError, ConfigError
 from edgedino.models import Backbone
-from edgedino.train.checkpoint import require_finite
 from edgedino.train.ema import frozen_copy
-from edgedino.train.heads import DINOHead, HeadShape
+from edgedino.train.projection_heads import DINOHead, HeadShape
+from edgedino.train.run_state import require_finite
 
 
 class Teacher(nn.Module):

@@ -18,7 +18,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 from edgedino.models import create_model
-from edgedino.train.heads import DINOHead, HeadShape
+from edgedino.train.projection_heads import DINOHead, HeadShape
 
 DINO, IBOT = HeadShape(48, 40, 16, 3), HeadShape(24, 32, 8, 2)
 

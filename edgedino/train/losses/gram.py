@@ -26,12 +26,13 @@ def gram_loss(student_patches: torch.Tensor, teacher_patches: torch.Tensor) -> t
         return F.mse_loss(s @ s.transpose(1, 2), t @ t.transpose(1, 2))
 
 
-def resize_grid(patches: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """Patch grid (N, h, w, D) resampled to (N, h2, w2, D): bicubic with antialiasing, for a 2x Gram teacher."""
+def resize_grid(patches: torch.Tensor, size_hw: tuple[int, int], antialias: bool = True) -> torch.Tensor:
+    """Patch grid (N, h, w, D) resampled to (N, h2, w2, D), bicubic (the Gram teacher's grid onto the student's:
+    official without antialiasing)."""
     if patches.dim() != 4:
         raise ValueError(f"expected a patch grid (N, h, w, D), got {tuple(patches.shape)}")
     if tuple(patches.shape[1:3]) == tuple(size_hw):
         return patches
     grid = patches.permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=tuple(size_hw), mode="bicubic", align_corners=False, antialias=True)
+    grid = F.interpolate(grid, size=tuple(size_hw), mode="bicubic", align_corners=False, antialias=antialias)
     return grid.permute(0, 2, 3, 1).to(patches.dtype)
