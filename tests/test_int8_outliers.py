@@ -94,8 +94,8 @@ def test_cli_report_prints_the_sensitivity_and_names_the_verification_set(tiny_w
     assert f"parity on 8 images: {HOLDOUT}" in out.stdout and "int8 policy report" in out.stdout
     table = out.stdout.split("sensitivity: cosine with PyTorch when only this layer is quantized")[1].splitlines()
     layers = [line.split()[0] for line in table[2:] if line.strip()]
-    assert sorted(layers) == sorted(["patch_embed.proj"] + [f"blocks.{b}.{n}" for b in (0, 1)
-                                                          for n in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")])
+    per_block = ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp.fc1", "mlp.fc2")  # the deploy form's layers
+    assert sorted(layers) == sorted(["patch_embed.proj"] + [f"blocks.{b}.{n}" for b in (0, 1) for n in per_block])
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["int8_policy"] == "report" and report["artifacts"][0]["float_layers"] == []
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from edgedino.export.observe import observe, quantizable_layers
 from edgedino.models.convnext import ChannelsFirstLayerNorm
+from edgedino.models.convnext_deploy import ChannelNorm
 
 ALPHA = 0.5  # migration strength: 0 leaves the activations alone, 1 moves all of their range into the weights
 MIN_SPREAD = 8.0  # a norm output whose largest channel maximum is under 8x the median one is not migrated
@@ -31,7 +32,8 @@ CALIB_BATCH = 8
 
 class ScaledLayerNorm(nn.Module):
     """A LayerNorm whose output is divided by per-channel scales inside the normalisation (see the module
-    docstring); `channels_first` for ConvNeXt's NCHW norms."""
+    docstring); `channels_first` for ConvNeXt's NCHW norms, normalised over dim 1 as the deploy form's ChannelNorm
+    is (no permutes)."""
 
     def __init__(self, norm: nn.LayerNorm, scales: Tensor, channels_first: bool):
         super().__init__()
@@ -41,12 +43,10 @@ class ScaledLayerNorm(nn.Module):
         self.register_buffer("inverse", 1.0 / scales)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.channels_first:
-            x = x.permute(0, 2, 3, 1)
-        centred = x - x.mean(-1, keepdim=True)
-        rstd = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps)
-        y = (centred * self.inverse) * rstd * self.weight + self.bias
-        return y.permute(0, 3, 1, 2) if self.channels_first else y
+        dim, shape = (1, (-1, 1, 1)) if self.channels_first else (-1, (-1,))
+        centred = x - x.mean(dim, keepdim=True)
+        rstd = torch.rsqrt(centred.pow(2).mean(dim, keepdim=True) + self.eps)
+        return (centred * self.inverse.view(shape)) * rstd * self.weight.view(shape) + self.bias.view(shape)
 
 
 def _along_inputs(s: Tensor, weight: Tensor) -> Tensor:
@@ -88,7 +88,7 @@ def apply_smoothing(module: nn.Module, scales: dict[str, Tensor], inside_norm: b
         s = scales[norm]
         if inside_norm:
             parent, _, attr = norm.rpartition(".")
-            scaled = ScaledLayerNorm(named[norm], s, isinstance(named[norm], ChannelsFirstLayerNorm))
+            scaled = ScaledLayerNorm(named[norm], s, isinstance(named[norm], (ChannelsFirstLayerNorm, ChannelNorm)))
             setattr(backbone.get_submodule(parent) if parent else backbone, attr, scaled)
         else:
             named[norm].weight.div_(s)

@@ -104,10 +104,12 @@ class VisionTransformer(Backbone):
 
     def norm_consumers(self) -> list[tuple[str, list[str]]]:
         """Each LayerNorm whose output feeds only linear layers, with those layers (by name): the pairs along
-        which a per-channel scale moves exactly from one to the other (SmoothQuant)."""
+        which a per-channel scale moves exactly from one to the other (SmoothQuant). Deployed, attention's input
+        feeds q, k and v; in training, the one qkv."""
         ffn_in = ["fc1"] if self.cfg.ffn == "mlp" else ["w1", "w2"]
-        return [pair for i in range(len(self.blocks))
-                for pair in ((f"blocks.{i}.norm1", [f"blocks.{i}.attn.qkv"]),
+        return [pair for i, blk in enumerate(self.blocks)
+                for attn_in in [("q", "k", "v") if isinstance(blk.attn, DeployAttention) else ("qkv",)]
+                for pair in ((f"blocks.{i}.norm1", [f"blocks.{i}.attn.{n}" for n in attn_in]),
                              (f"blocks.{i}.norm2", [f"blocks.{i}.mlp.{n}" for n in ffn_in]))]
 
     def deploy(self, imgsz: tuple[int, int]) -> VisionTransformer:
