@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 
 RUNS = 10
-MATMUL_OPS = ("FullyConnected", "MatMul", "Convolution", "Conv", "QLinearMatMul", "MatMulInteger", "QLinearConv",
-              "ConvInteger", "FusedMatMul", "FusedConv", "GroupConvolution", "ScaledDotProductAttention")
+MATMUL_OPS = ("FullyConnected", "FullyConnectedQuantized", "FullyConnectedQuantizedLegacy", "MatMul", "Gemm",
+              "QGemm", "Convolution", "Conv", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul",
+              "QLinearConv", "ConvInteger", "FusedMatMul", "FusedConv", "GroupConvolution",
+              "ScaledDotProductAttention", "Attention", "MultiHeadAttention")
 
 
 @dataclass
