@@ -3,7 +3,7 @@ with a real exported artifact, beating the no-motion baseline; `edgedino benchma
 
 Random-init features follow the generated objects weakly or not at all (ViT-S/16 int8 at short side 224: J&F 0.12
 against the no-motion baseline's 0.17; at 448: 0.32; ConvNeXt-T never beats it; see
-benchmarks/results/intel-xeon-2c/tracking.md), and DINOv3 weights cannot ship with the tests. So the artifact here is
+benchmarks/results/amd-epyc-2c/tracking.md), and DINOv3 weights cannot ship with the tests. So the artifact here is
 vit_test with every weight as initialised except the patch embedding, set (seeded) to mix each patch's mean colour:
 crude colour features, not DINOv3's, but exported to ONNX, run in onnxruntime and propagated exactly as a real
 model's would be. It beats the no-motion baseline on every generated sequence by a wide margin (J&F ~0.5 vs ~0.2).
