@@ -1,4 +1,9 @@
-"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+"""User-facing errors: the CLI prints their message as one line and exits non-zero; Ctrl-C that libraries
+wrap or swallow still stops the command."""
+
+import signal
+import threading
+from contextlib import contextmanager
 
 
 class EdgeDinoError(Exception):
@@ -25,6 +30,33 @@ def reraise_interrupt(e: BaseException) -> None:
             raise KeyboardInterrupt from None
         seen.add(id(e))
         todo += [e.__cause__, e.__context__]
+
+
+@contextmanager
+def sticky_interrupt():
+    """Ctrl-C during a library call ends the call's caller even when the library swallows it (torch.onnx wraps
+    the KeyboardInterrupt, then retries with another capture strategy that succeeds): the signal is remembered
+    and raised again when the call returns. Main thread only, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hits = []
+
+    def remember(signum, frame):
+        hits.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield
+    except BaseException:
+        if hits:  # whatever the library made of the interrupt
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hits:
+        raise KeyboardInterrupt
 
 
 class CheckpointError(EdgeDinoError, ValueError):

@@ -3,6 +3,7 @@ Each ends at once with a clear word, starts no other target, and leaves nothing 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,21 @@ def test_ctrl_c_stops_export_at_once(tmp_path):
             interrupted_onnx += 1
             assert "[2/3]" not in rest, rest
     assert interrupted_onnx, "every signal came after the onnx export had finished: the test saw no interruption"
+
+
+@pytest.mark.parametrize("library", ["swallows it", "turns it into its own error"])
+def test_an_interrupt_a_library_swallows_still_stops_the_caller(library):
+    """torch.onnx wraps Ctrl-C and retries another capture strategy: the interrupt must not vanish."""
+    from edgedino.errors import sticky_interrupt
+
+    with pytest.raises(KeyboardInterrupt), sticky_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            if library != "swallows it":
+                raise RuntimeError("export failed") from None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_full_disk_says_so(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.atomic import disk_full, make_parents, remove_if_empty
-from edgedino.errors import EdgeDinoError, reraise_interrupt
+from edgedino.errors import EdgeDinoError, reraise_interrupt, sticky_interrupt
 from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
 from edgedino.export.int8_policy import guarded, plan_precision
@@ -246,7 +246,7 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, f
         module = prepare(module) if prepare else module
         conversion = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
         staged = staging / final.name
-        with redirect_stdout(sys.stderr):  # converters' progress bars; stdout carries only the results
+        with redirect_stdout(sys.stderr), sticky_interrupt():  # progress bars to stderr: stdout is the results
             target.convert(conversion, staged)
         result.checks = target.static_checks(conversion, staged)
         result.export_s = time.perf_counter() - start
