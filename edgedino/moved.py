@@ -47,6 +47,21 @@ class _OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                                 if not k.startswith("__")})
 
 
+def forwarding(old: str, new: str):
+    """A module `__getattr__` for `old`, whose names now live in module `new`: each is found there, with a
+    DeprecationWarning, until edgedino 0.3."""
+
+    def __getattr__(name: str):
+        module = importlib.import_module(new)
+        if name.startswith("__") or not hasattr(module, name):
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        warnings.warn(f"{old}.{name} is now {new}.{name}; the old name goes in edgedino 0.3", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(module, name)
+
+    return __getattr__
+
+
 def install() -> None:
     if not any(isinstance(f, _OldNames) for f in sys.meta_path):
         sys.meta_path.insert(0, _OldNames())

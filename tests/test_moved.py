@@ -24,3 +24,11 @@ def test_names_of_the_old_coreml_module_warn():
     assert CoreMLTarget is convert.CoreMLTarget
     with pytest.raises(ImportError):
         from edgedino.export.coreml import no_such_name  # noqa: F401
+
+
+def test_names_of_the_old_distill_step_module_warn():
+    from edgedino.train import distill_step
+
+    with pytest.warns(DeprecationWarning, match="edgedino.train.distill_step.DistillStep"):
+        from edgedino.train.distill import DistillStep
+    assert DistillStep is distill_step.DistillStep

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgedino.errors import ConfigError
+from edgedino.moved import forwarding
 from edgedino.train import distributed
 from edgedino.train.distill_config import DistillConfig, check, config_from_dict
 from edgedino.train.loop import Result
@@ -96,14 +97,6 @@ def distill(cfg: DistillConfig, out: str | Path, max_steps: int | None = None, r
         distributed.shutdown(d)
 
 
-def __getattr__(name: str):
-    """The names of the old edgedino.train.distill (the step, now distill_step): deprecated until edgedino 0.3."""
-    import importlib
-    import warnings
 
-    step = importlib.import_module("edgedino.train.distill_step")
-    if name.startswith("__") or not hasattr(step, name):
-        raise AttributeError(f"module 'edgedino.train.distill' has no attribute {name!r}")
-    warnings.warn(f"edgedino.train.distill.{name} is now edgedino.train.distill_step.{name}; the old name goes in "
-                  "edgedino 0.3", DeprecationWarning, stacklevel=2)
-    return getattr(step, name)
+# the names of the old edgedino.train.distill (the step, now distill_step): deprecated
+__getattr__ = forwarding("edgedino.train.distill", "edgedino.train.distill_step")
