@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
-from edgedino.cli.pretrain import OVERRIDE
+from edgedino.cli.pretrain import add_run_flags, split_data
 from edgedino.flags import add_flag
 
 
@@ -47,21 +46,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="teacher preset (vitl16, vitb16, ...); read off --teacher-weights when omitted")
     p.add_argument("--student", action="append", metavar="PRESET",
                    help="a student preset, repeatable (vits16, convnext_tiny, ...); default: vits16")
-    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
-             nargs="+", required=True, metavar="SRC")
-    add_flag(p, "--out", "the run's: checkpoint.pth, metrics.jsonl, <student>.pth", required=True)
-    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
-    add_flag(p, "--resume", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. distill.teacher_scale=2")
+    add_run_flags(p, "checkpoint.pth, metrics.jsonl, <student>.pth", "distill.teacher_scale=2")
 
 
 def config_from_args(args):
     """Preset or file, then the key=value overrides, then the flags (teacher, students, data)."""
     from edgedino.train.distill_config import load_config, preset_path
 
-    overrides = [d for d in args.data if OVERRIDE.match(d)] + list(args.overrides)
+    overrides, sources = split_data(args)
     cfg = load_config(Path(args.config) if args.config else preset_path(args.preset), overrides)
-    cfg.data.sources = [d for d in args.data if not OVERRIDE.match(d)]
+    cfg.data.sources = sources
     if args.teacher_weights is not None:
         cfg.distill.teacher_weights = args.teacher_weights
     if args.teacher is not None:

@@ -12,6 +12,23 @@ from edgedino.flags import add_flag
 OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+def add_run_flags(p, outputs: str, example: str) -> None:
+    """The flags every training run has (pretrain and distill): data, run folder, step limit, resume, overrides."""
+    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
+             nargs="+", required=True, metavar="SRC")
+    add_flag(p, "--out", f"the run's: {outputs}", required=True)
+    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
+    add_flag(p, "--resume", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides, e.g. {example}")
+
+
+def split_data(args) -> tuple[list[str], list[str]]:
+    """(overrides, data sources): `--data a b optim.lr=1e-3` hands the override to --data, and a bare dotted
+    key=value is an override, not a path."""
+    return ([d for d in args.data if OVERRIDE.match(d)] + list(args.overrides),
+            [d for d in args.data if not OVERRIDE.match(d)])
+
+
 def register(sub) -> None:
     p = add_command(
         sub, "pretrain", help="self-supervised DINOv3 pretraining on image folders and videos",
@@ -46,23 +63,16 @@ def add_arguments(p) -> None:
     add_flag(src, "--preset", "tiny-cpu, demo-dense, vits16 or convnext_tiny (a stage: pretrain, "
                      "gram_anchor, high_res_adapt)")
     add_flag(src, "--config", "it may name a stage as `base:`")
-    add_flag(p, "--data", "image folders (recursive), videos (clip.mp4:stride=10), list files; DIR:weight=2 mixes",
-             nargs="+", required=True, metavar="SRC")
-    add_flag(p, "--out", "the run's: checkpoint.pth, metrics.jsonl, backbone.pth", required=True)
-    add_flag(p, "--max-steps", "the schedules stay the full run's (default: run.total_steps)", type=at_least(1))
-    add_flag(p, "--resume", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-3")
+    add_run_flags(p, "checkpoint.pth, metrics.jsonl, backbone.pth", "optim.lr=1e-3")
 
 
 def config_from_args(args):
     """The run's config: preset or file, then the key=value overrides, then --data."""
     from edgedino.train.config import load_config, preset_path
 
-    # `--data a b optim.lr=1e-3` hands the override to --data: a bare dotted key=value is an override, not a path
-    overrides = [d for d in args.data if OVERRIDE.match(d)] + list(args.overrides)
-    path = preset_path(args.preset) if args.preset else Path(args.config)
-    cfg = load_config(path, overrides)
-    cfg.data.sources = [d for d in args.data if not OVERRIDE.match(d)]
+    overrides, sources = split_data(args)
+    cfg = load_config(preset_path(args.preset) if args.preset else Path(args.config), overrides)
+    cfg.data.sources = sources
     return cfg
 
 
