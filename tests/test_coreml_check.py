@@ -302,7 +302,7 @@ def test_a_weight_with_a_wrong_declared_shape_is_an_error(package, tmp_path):
     spec = read_spec(tmp_path / "bad.mlpackage")
     fn = spec.mlProgram.functions["main"]
     (op,) = [o for o in fn.block_specializations[fn.opset].operations
-             if o.type == "const" and o.outputs[0].name.endswith("blocks_0_attn_qkv_weight")]
+             if o.type == "const" and o.outputs[0].name.endswith("blocks_0_mlp_fc1_weight")]
     for t in (op.outputs[0].type.tensorType, op.attributes["val"].type.tensorType):
         t.dimensions[0].constant.size, t.dimensions[1].constant.size = t.dimensions[1].constant.size, \
             t.dimensions[0].constant.size
