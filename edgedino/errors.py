@@ -36,8 +36,10 @@ def reraise_interrupt(e: BaseException) -> None:
 def sticky_interrupt():
     """Ctrl-C during a library call ends the call's caller even when the library swallows it (torch.onnx wraps
     the KeyboardInterrupt, then retries with another capture strategy that succeeds): the signal is remembered
-    and raised again when the call returns. Main thread only, where Python delivers signals."""
-    if threading.current_thread() is not threading.main_thread():
+    and raised again when the call returns. Main thread only, where Python delivers signals, and only where Ctrl-C
+    raises KeyboardInterrupt (a process that ignores SIGINT, or handles it itself, keeps its choice)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
     hits = []

@@ -51,14 +51,18 @@ def test_an_interrupt_a_library_swallows_still_stops_the_caller(library):
     """torch.onnx wraps Ctrl-C and retries another capture strategy: the interrupt must not vanish."""
     from edgedino.errors import sticky_interrupt
 
-    with pytest.raises(KeyboardInterrupt), sticky_interrupt():
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)
-        except KeyboardInterrupt:
-            if library != "swallows it":
-                raise RuntimeError("export failed") from None
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a command started from a terminal has it
+    try:
+        with pytest.raises(KeyboardInterrupt), sticky_interrupt():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+            except KeyboardInterrupt:
+                if library != "swallows it":
+                    raise RuntimeError("export failed") from None
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_full_disk_says_so(tmp_path):
