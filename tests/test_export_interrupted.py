@@ -24,7 +24,9 @@ def test_ctrl_c_stops_export_at_once(tmp_path):
            "onnx,openvino,tflite", "--out", str(out)]
     interrupted_onnx = 0
     for delay in (0.3, 0.9, 1.5):  # into torch.export's tracing, where the wrapping happens
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # SIGINT as a terminal gives it, even where the test runner itself ignores it (nohup, some CI runners)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         seen = ""
         while "[1/3] onnx fp32: exporting" not in seen:
             line = proc.stderr.readline()
