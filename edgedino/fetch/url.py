@@ -123,15 +123,15 @@ def _finish(partial: Path, dest: Path) -> None:
     """Check the finished download and rename it into place; a file that fails a check is deleted."""
     with open(partial, "rb") as f:
         head = f.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml")):
+        partial.unlink()
+        raise CheckpointError(f"the download of {dest.name} is a web page, not a weights file (an expired or "
+                              f"mistyped link): request a new link at {DOWNLOADS_PAGE}")
+    os.replace(partial, dest)
     try:
-        if head.startswith((b"<!doctype", b"<html", b"<?xml")):
-            raise CheckpointError(f"the download of {dest.name} is a web page, not a weights file (an expired or "
-                                  f"mistyped link): request a new link at {DOWNLOADS_PAGE}")
-        os.replace(partial, dest)
         check_name_hash(dest)
     except CheckpointError:
-        for p in (partial, dest):
-            p.unlink(missing_ok=True)
+        dest.unlink()  # the file this download just put there, and only that one
         raise
 
 
