@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedino import save_backbone
-from edgedino.bench.machine import describe, machine_id, versions
+from edgedino.bench.machine import describe, versions
 from edgedino.bench.outlier_stats import statistics
 from edgedino.bench.runner import run_worker
 from edgedino.bench.stress_weights import stress_weights
@@ -214,14 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", default="vits16,convnext_tiny")
     p.add_argument("--severity", default="0,1,3,10")
     p.add_argument("--test-images", help="image folder or video for the test parity (8 images); none: no test column")
-    p.add_argument("--out", help="results folder (default benchmarks/results/<machine>)")
+    p.add_argument("--out", required=True, help="results folder, benchmarks/results/<machine>")
     p.add_argument("--work", default="/tmp/edgedino_int8_outliers", help="folder for weights and artifacts")
     p.add_argument("--imgsz", type=int, default=224, help="input size (square)")
     p.add_argument("--rounds", type=int, default=3, help="round-robin latency rounds")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds of timed runs per measurement")
     p.add_argument("--fresh", action="store_true", help="ignore results already saved in --out")
     args = p.parse_args(argv)
-    out = Path(args.out or Path(__file__).parent / "results" / machine_id(describe()))
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "int8_outliers.json"
     report = json.loads(saved.read_text()) if saved.exists() and not args.fresh else {"runs": {}}
