@@ -1,4 +1,5 @@
-# `make test` and `make demo` work on a fresh machine: they create .venv and install what they need.
+# `make test` and `make demo` work on a fresh machine: they create .venv and install what they need, at the
+# versions the tests ran with (constraints.txt; pyproject.toml itself holds compatible ranges).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,9 +7,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test demo lint install xtools clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[all,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
 	$(BIN)/pip check
 	touch $(STAMP)
 

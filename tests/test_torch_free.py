@@ -46,8 +46,8 @@ DEVICE_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def device_venv(tmp_path_factory) -> Path:
-    """A new venv with `pip install edgedino-*.whl[runtime]`, the wheel built from a copy of the installable files
-    (so the checkout gets no build/ folder); its python."""
+    """A new venv with `pip install -c constraints.txt edgedino-*.whl[runtime]` (the tested versions), the wheel
+    built from a copy of the installable files (so the checkout gets no build/ folder); its python."""
     root = tmp_path_factory.mktemp("torch_free")
     src = root / "src"
     shutil.copytree(ROOT / "edgedino", src / "edgedino", ignore=shutil.ignore_patterns("__pycache__"))
@@ -59,8 +59,8 @@ def device_venv(tmp_path_factory) -> Path:
                             str(root / "dist"), str(src)], capture_output=True, text=True, timeout=600)
     assert wheel.returncode == 0, wheel.stdout + wheel.stderr
     (whl,) = (root / "dist").glob("edgedino-*.whl")
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{whl}[runtime]"], capture_output=True,
-                         text=True, timeout=600)
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                          f"{whl}[runtime]"], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     return python
 
