@@ -102,6 +102,11 @@ def corner(text: str, style: TextStyle, frame_hw: tuple[int, int], taken: list[L
     return place(label, frame_hw[1] - style.pad - w, frame_hw[0] - style.pad - h, frame_hw, taken)
 
 
+def noted(labels: list[Label], note: str | None, style: TextStyle, frame_hw: tuple[int, int]) -> list[Label]:
+    """The labels, and `note` (the random-weights warning) in the bottom right corner off them when given."""
+    return labels + [corner(note, style, frame_hw, labels)] if note else labels
+
+
 def fit(text: str, width: int, style: TextStyle) -> str:
     """`text`, cut with '..' at the end until its box is at most `width` pixels wide."""
     while len(text) > 3 and Label(text, style).size[0] > width:

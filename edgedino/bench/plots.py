@@ -107,8 +107,8 @@ def plot(report: dict, path: str | Path) -> Path:
 
 
 def _tracking_point(entry: dict) -> tuple[Point, str, str]:
-    """A tracking method as (point, target, precision); target and precision from the entry, or (reports written before they were
-    recorded) from the artifact's suffix and the method's last word."""
+    """A tracking method as (point, target, precision); target and precision from the entry, or (reports written
+    before they were recorded) from the artifact's suffix and the method's last word."""
     fmt = format_of(entry.get("artifact") or "")
     target = entry.get("target") or (fmt.name if fmt else "?")
     precision = entry.get("precision") or entry["method"].split()[-1]

@@ -71,8 +71,9 @@ def place_labels(ax, points: list[Point], markers: list, fontsize: float = 7) ->
         best = None
         for ox, oy, dx, dy in _offsets(point):
             ann = ax.annotate(point.label, (point.x, point.y), xytext=(ox, oy), textcoords="offset points",
-                              fontsize=fontsize, color=point.colour, ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                              va="bottom" if dy > 0 else "top" if dy < 0 else "center", zorder=4,
+                              fontsize=fontsize, color=point.colour, zorder=4,
+                              ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                              va="bottom" if dy > 0 else "top" if dy < 0 else "center",
                               arrowprops={"arrowstyle": "-", "color": "0.45", "lw": 0.6, "shrinkA": 0,
                                           "shrinkB": math.sqrt(point.area) / 2})
             ann.update_positions(renderer)
