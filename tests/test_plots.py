@@ -43,7 +43,8 @@ def tracking_report():
     return {"data": "synth:4", "machine": {"cpu": {"model": "Test CPU", "cores": 2}}, "threads": 2,
             "weights": "random (seed 0) for presets: these features are not DINOv3's",
             "methods": [method("vits16", 224, 12.1, 0.123), method("vits16", 448, 3.0, 0.32),
-                        method("convnext_tiny", 224, 17.8, 0.041), method("convnext_tiny", 448, 5.8, 0.123)],
+                        method("convnext_tiny", 224, 17.8, 0.041), method("convnext_tiny", 448, 5.8, 0.123),
+                        method("vitb16", 224, 2.4, 0.176)],  # on the no-motion line, under its text
             "baselines": [{"method": "no-motion", "kind": "first mask copied", "JF_mean": 0.174, "fps": None},
                           {"method": "CSRT", "kind": "OpenCV box tracker", "JF_mean": None, "fps": 17.4}]}
 
@@ -85,11 +86,15 @@ def test_latency_plot_labels_clear_of_markers(latency_report, tmp_path):
 
 
 def test_tracking_plot_labels_and_random_note(tracking_report, tmp_path):
+    from matplotlib.text import Text
+
     fig, ax, labels, markers = plots.tracking_figure(tracking_report)
-    _assert_readable(fig, ax, labels, markers, 4)
-    assert sorted(a.get_text() for a in labels) == ["convnext_tiny 224", "convnext_tiny 448", "vits16 224",
-                                                    "vits16 448"]
-    assert any("no-motion" in t.get_text() for t in ax.texts)
+    _assert_readable(fig, ax, labels, markers, 5)
+    assert sorted(a.get_text() for a in labels) == ["convnext_tiny 224", "convnext_tiny 448", "vitb16 224",
+                                                    "vits16 224", "vits16 448"]
+    (baseline,) = [t for t in ax.texts if "no-motion" in t.get_text()]
+    renderer = fig.canvas.get_renderer()
+    assert not any(Text.get_window_extent(a, renderer).overlaps(baseline.get_window_extent(renderer)) for a in labels)
     plots.pyplot().close(fig)
     noted = cv2.imread(str(plots.tracking_plot(tracking_report, tmp_path / "random.png")))
     trained = cv2.imread(str(plots.tracking_plot({**tracking_report, "weights": "w.pth"}, tmp_path / "w.png")))

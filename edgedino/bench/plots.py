@@ -45,7 +45,8 @@ def _cos_ticks(worst: float) -> tuple[list[float], list[str]]:
 
 
 def _gap(cos: float) -> float:
-    return max(1.0 - cos, GAP_FLOOR)
+    """1 - cos, kept between GAP_FLOOR (the top line) and 1 (cos 0, the bottom of the axis)."""
+    return min(max(1.0 - cos, GAP_FLOOR), 1.0)
 
 
 def _legends(ax, colours: dict[str, str], markers: dict[str, str], sizes: tuple[float, ...]) -> None:
@@ -132,11 +133,13 @@ def tracking_figure(report: dict):
     ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
     scores = [p.y for p in points] + [b["JF_mean"] for b in report["baselines"] if b["JF_mean"] is not None]
     ax.set_ylim(0, min(1.0, max(scores or [1.0]) * 1.25 + 0.02))
+    lines = []
     for b in report["baselines"]:
         if b["JF_mean"] is not None and not b["fps"]:
             ax.axhline(b["JF_mean"], color="0.5", linestyle="--", linewidth=0.8, zorder=1)
-            ax.annotate(f"{b['method']} ({b['kind']})", (0.01, b["JF_mean"]), xycoords=("axes fraction", "data"),
-                        xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.35")
+            lines.append(ax.annotate(f"{b['method']} ({b['kind']})", (0.01, b["JF_mean"]),
+                                     xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points",
+                                     fontsize=7, color="0.35"))
     ax.set_xlabel("end-to-end FPS (log scale; right is faster)")
     ax.set_ylabel("J&F (mean of region IoU and boundary F)")
     ax.set_title(f"edgedino tracking: {report['data']}, {report['machine']['cpu']['model']}, "
@@ -145,7 +148,7 @@ def tracking_figure(report: dict):
     _legends(ax, {t: COLOURS.get(t, "tab:red") for t in dict.fromkeys(targets)},
              {p: MARKERS.get(p, "X") for p in dict.fromkeys(precisions)}, ())
     fig.text(0.02, 0.02, TRACKING_CAPTION, fontsize=7, wrap=True, va="bottom", color="0.25")
-    return fig, ax, place_labels(ax, list(points), markers), markers
+    return fig, ax, place_labels(ax, list(points), markers, avoid=tuple(lines)), markers
 
 
 def random_tracking(report: dict) -> bool:

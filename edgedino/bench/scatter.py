@@ -55,17 +55,17 @@ def _offsets(point: Point):
             yield dx * radius * ring, dy * radius * ring, dx, dy
 
 
-def place_labels(ax, points: list[Point], markers: list, fontsize: float = 7) -> list:
-    """An annotation per point, at the first candidate offset whose text covers no marker and no label placed
-    before it and stays inside the axes; where none is free, the least-covering one. Leader lines join each label
-    to its marker."""
+def place_labels(ax, points: list[Point], markers: list, fontsize: float = 7, avoid: tuple = ()) -> list:
+    """An annotation per point, at the first candidate offset whose text covers no marker, no label placed before
+    it and none of the `avoid` artists, and stays inside the axes; where none is free, the least-covering one.
+    Leader lines join each label to its marker."""
     from matplotlib.text import Text
 
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     marker_boxes = [m.get_window_extent(renderer) for m in markers]
     inside = ax.get_window_extent(renderer)
-    placed, labels = [], [None] * len(points)
+    placed, labels = [a.get_window_extent(renderer) for a in avoid], [None] * len(points)
     for i in _crowded_first(marker_boxes):
         point = points[i]
         best = None
