@@ -11,6 +11,7 @@ import numpy as np
 FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 TEXT_BGR = (255, 255, 255)
 BOX_ALPHA = 0.7  # how dark the box under the text is: 0 invisible, 1 black
+RANDOM_WEIGHTS = "random weights: not a trained model"  # the corner note of every picture made from random weights
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,18 @@ def stack(texts: list[str], style: TextStyle, frame_hw: tuple[int, int], taken: 
         y = margin + i * (h + 1) if not bottom else frame_hw[0] - margin - (len(texts) - i) * (h + 1)
         out.append(place(label, margin, y, frame_hw, taken + out))
     return out
+
+
+def corner(text: str, style: TextStyle, frame_hw: tuple[int, int], taken: list[Label]) -> Label:
+    """A label at the bottom right corner, moved up off the labels in `taken`."""
+    label = Label(fit(text, frame_hw[1] - 2 * style.pad, style), style)
+    w, h = label.size
+    return place(label, frame_hw[1] - style.pad - w, frame_hw[0] - style.pad - h, frame_hw, taken)
+
+
+def noted(labels: list[Label], note: str | None, style: TextStyle, frame_hw: tuple[int, int]) -> list[Label]:
+    """The labels, and `note` (the random-weights warning) in the bottom right corner off them when given."""
+    return labels + [corner(note, style, frame_hw, labels)] if note else labels
 
 
 def fit(text: str, width: int, style: TextStyle) -> str:

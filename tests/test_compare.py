@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -99,3 +100,36 @@ def test_embed_a_folder_and_a_video(models, tmp_path, capsys):
     assert not np.allclose(feats["patch_mean"][0], feats["patch_mean"][-1])  # frames differ, so do their vectors
     assert main(["embed", str(folder), "--model", "vits16", "--save", str(tmp_path / "x.npz")]) == 2
     assert "needs a model file" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+def test_embed_to_parquet_reads_back_as_the_npz(models, tmp_path, capsys, monkeypatch):
+    """`--save x.parquet`: the same names, cls and patch tokens as the .npz (float32, shapes restored); without
+    pyarrow a one-line error naming it, exit 2, nothing written."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from edgedino import embeddings_file
+    from edgedino.cli import main
+    from edgedino.runtime.frames import sample_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sample_images()[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    npz, parquet = tmp_path / "f.npz", tmp_path / "f.parquet"
+    for out in (npz, parquet):
+        assert main(["embed", str(folder), "--model", str(models["onnx"]), "--save", str(out)]) == 0
+    a, b = embeddings_file.read(npz), embeddings_file.read(parquet)
+    assert set(a) == set(b) == {"names", "cls", "patch_tokens"} and list(a["names"]) == list(b["names"])
+    for key in ("cls", "patch_tokens"):
+        assert b[key].dtype == np.float32 and b[key].shape == a[key].shape and np.array_equal(a[key], b[key])
+    table = pq.read_table(parquet)  # a plain table any Parquet reader opens: one row per image
+    assert table.num_rows == 2 and table.column_names == ["names", "cls", "patch_tokens"]
+    assert table.column("cls")[0].as_py() == a["cls"][0].tolist()
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    out = tmp_path / "none.parquet"
+    assert main(["embed", str(folder), "--model", str(models["onnx"]), "--save", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pyarrow" in err and "\n" not in err and "Traceback" not in err and not out.exists()

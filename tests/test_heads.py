@@ -70,6 +70,16 @@ def test_classifier_beats_chance_on_held_out_digits(classifier):
     assert ev.chance == pytest.approx(0.1) and ev.score >= 0.6
     assert ev.confusion.sum() == 80 and np.trace(ev.confusion) == round(ev.score * 80)
     assert classifier.pictures[0].name == "confusion.png" and classifier.pictures[0].stat().st_size > 5000
+    assert not noted(classifier.pictures[0])  # weights from a file: no random-weights note
+
+
+def noted(png: Path) -> bool:
+    """Whether a picture carries the random-weights note: a white band at the bottom with a dark text box at its
+    right."""
+    import cv2
+
+    img = cv2.imread(str(png))
+    return bool((img[-3:, : img.shape[1] // 2] == 255).all() and (img[-30:, -80:] < 100).mean() > 0.2)
 
 
 def test_segmenter_beats_chance_on_held_out_photos(segmenter):
@@ -78,7 +88,7 @@ def test_segmenter_beats_chance_on_held_out_photos(segmenter):
     assert ev.classes == ("background", *TEXTURES) and ev.images == 12
     assert ev.score >= ev.chance + 0.15 and min(ev.per_class) > 0.1
     overlays = [p for p in segmenter.pictures if p.name.startswith("overlay_")]
-    assert len(overlays) == 8 and all(p.stat().st_size > 10000 for p in overlays)
+    assert len(overlays) == 8 and all(p.stat().st_size > 10000 and not noted(p) for p in overlays)
 
 
 def test_head_file_records_backbone_size_task_and_classes(classifier, weights):
@@ -219,7 +229,7 @@ def test_cli_trains_on_a_random_backbone_and_exports_it(data, tmp_path, capsys):
     assert main(["head", "train", "--task", "classify", "--data", str(data / "digits"), "--model", "vit_test",
                  "--imgsz", "32", "--steps", "200", "--save", str(head)]) == 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "chance 0.100" in out and (tmp_path / "rand_eval" / "confusion.png").exists()
+    assert "accuracy" in out and "chance 0.100" in out and noted(tmp_path / "rand_eval" / "confusion.png")
     assert main(["export", "--head", str(head), "--target", "onnx", "--out", str(tmp_path / "x")]) == 0
     assert "logits cos" in capsys.readouterr().out and (tmp_path / "x" / "vit_test_classify_32_fp32.onnx").exists()
 

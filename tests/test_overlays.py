@@ -63,8 +63,8 @@ def render(kind: str, width: int):
     mask = np.zeros(hw, np.int64)
     mask[: hw[0] // 3], mask[hw[0] * 2 // 3:], mask[hw[0] // 3: hw[0] * 2 // 3, : width // 4] = 1, 2, 3
     colors, rgb = palette(len(classes)), bgr[..., ::-1].copy()
-    base = overlay(rgb, mask, colors, 0.5)[..., ::-1]
-    present = [0, 1, 2, 3]
+    base = overlay(rgb, mask, colors, 0.5, background=0)[..., ::-1]  # the background class is not painted
+    present = [1, 2, 3]
     return (base, segment.draw(rgb, mask, classes, colors, 0.5, 21.5, MS),
             segment.legend_labels(present, classes, colors, 21.5, MS, hw))
 

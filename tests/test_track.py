@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -216,8 +217,12 @@ def test_benchmark_tracking_cli(colour_artifact, tmp_path, capsys):
     write_dataset(data, 1, SynthConfig(frames=6, objects=2, seed=7))
     out = tmp_path / "t.json"
     assert main(["benchmark", "tracking", "--data", str(data), "--model", str(colour_artifact),
-                 "--short-side", str(SHORT_SIDE), "--json", str(out), "--md", str(tmp_path / "t.md")]) == 0
+                 "--short-side", str(SHORT_SIDE), "--json", str(out), "--md", str(tmp_path / "t.md"),
+                 "--plot", str(tmp_path / "t.png")]) == 0
     report = json.loads(out.read_text())
+    (method,) = report["methods"]
+    assert (method["target"], method["precision"], method["random_weights"]) == ("onnx", "fp32", False)
+    assert cv2.imread(str(tmp_path / "t.png")).shape[1] > 800  # J&F against FPS
     assert {"J_mean", "F_mean", "JF_mean", "fps"} <= set(report) and report["fps"] > 0
     (seq,) = report["sequences"]
     assert {"name", "J", "F", "JF", "fps"} <= set(seq) and seq["name"] == "synth00"

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from edgedino.argtypes import at_least
-from edgedino.caption import Label, TextStyle, draw_labels, fit, stack, stats_lines
+from edgedino.caption import RANDOM_WEIGHTS, Label, TextStyle, draw_labels, fit, noted, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.app import add_run_args, app_parser, run_main
 
@@ -42,23 +42,25 @@ def classify(runtime, classes: tuple[str, ...], rgb: np.ndarray, top: int) -> tu
 
 
 def overlay_labels(labels: list[tuple[str, float]], fps: float | None, ms: dict[str, float],
-                   frame_hw: tuple[int, int]) -> list[Label]:
+                   frame_hw: tuple[int, int], note: str | None = None) -> list[Label]:
     """Where each text goes: the top label large at the top left, the next ones under it, FPS and stage times
-    wrapped at the bottom."""
+    wrapped at the bottom, `note` (the random-weights warning) at the bottom right."""
     style = TextStyle.for_frame(frame_hw)
     width = frame_hw[1] - 2 * style.pad
     (name, p), rest = labels[0], labels[1:]
     big = TextStyle.for_frame(frame_hw, 1.6)
     placed = stack([fit(f"{name} {p:.0%}", width, big)], big, frame_hw, [])
     placed += stack([fit(f"{n} {q:.0%}", width, style) for n, q in rest], style, frame_hw, placed)
-    return placed + stack(stats_lines(fps, ms, width, style), style, frame_hw, placed, bottom=True)
+    placed += stack(stats_lines(fps, ms, width, style), style, frame_hw, placed, bottom=True)
+    return noted(placed, note, style, frame_hw)
 
 
-def draw(bgr: np.ndarray, labels: list[tuple[str, float]], fps: float | None, ms: dict[str, float]) -> np.ndarray:
-    """The labels (each runner-up with a bar as long as its probability) and the stage times, drawn on `bgr`."""
+def draw(bgr: np.ndarray, labels: list[tuple[str, float]], fps: float | None, ms: dict[str, float],
+         note: str | None = None) -> np.ndarray:
+    """The labels (each runner-up with a bar as long as its probability), the stage times and `note`, on `bgr`."""
     import cv2
 
-    placed = overlay_labels(labels, fps, ms, bgr.shape[:2])
+    placed = overlay_labels(labels, fps, ms, bgr.shape[:2], note)
     draw_labels(bgr, placed)
     for label, (_, q) in zip(placed[1:len(labels)], labels[1:], strict=True):
         x, y, w, h = label.rect
@@ -80,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
     classes = require_head(runtime.metadata, runtime.path.name, "classify").classes
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
     votes: dict[str, int] = {}
+    note = RANDOM_WEIGHTS if runtime.random_weights else None
 
     def step(frame, read_ms: float, fps: float):
         labels, ms = classify(runtime, classes, frame.rgb, min(args.top, len(classes)))
         ms = {"read": read_ms, **ms}
         votes[labels[0][0]] = votes.get(labels[0][0], 0) + 1
-        view = draw(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), labels, fps, ms)
+        view = draw(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), labels, fps, ms, note)
         return view, ms, {"frame": frame.index, "t": round(frame.t, 4), "labels": [[n, round(p, 4)] for n, p in labels]}
 
     stats, status = run_frames(args, source, WINDOW, step)

@@ -35,26 +35,30 @@ def feature_view(runtime, rgb: np.ndarray, short_side: int | None) -> tuple[np.n
     return view, {**feats.ms, "pca": (time.perf_counter() - t0) * 1e3}
 
 
-def caption(bgr: np.ndarray, fps: float | None, ms: dict[str, float]) -> None:
-    """FPS and per-stage ms at the top left, wrapped to the view, on dark boxes that read on any background."""
-    from edgedino.caption import TextStyle, draw_labels, stack, stats_lines
+def caption(bgr: np.ndarray, fps: float | None, ms: dict[str, float], note: str | None = None) -> None:
+    """FPS and per-stage ms at the top left, wrapped to the view, on dark boxes that read on any background; `note`
+    (the random-weights warning) at the bottom right."""
+    from edgedino.caption import TextStyle, draw_labels, noted, stack, stats_lines
 
     style = TextStyle.for_frame(bgr.shape[:2])
-    draw_labels(bgr, stack(stats_lines(fps, ms, bgr.shape[1] - 2 * style.pad, style), style, bgr.shape[:2], []))
+    stats = stack(stats_lines(fps, ms, bgr.shape[1] - 2 * style.pad, style), style, bgr.shape[:2], [])
+    draw_labels(bgr, noted(stats, note, style, bgr.shape[:2]))
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgedino.caption import RANDOM_WEIGHTS
     from edgedino.runtime import load
     from edgedino.runtime.app import run_frames
     from edgedino.runtime.source import FrameSource
 
     runtime = load(args.model, args.threads)
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
+    note = RANDOM_WEIGHTS if runtime.random_weights else None
 
     def step(frame, read_ms: float, fps: float):
         view, ms = feature_view(runtime, frame.rgb, args.short_side)
         ms = {"read": read_ms, **ms}
-        caption(view, fps, ms)
+        caption(view, fps, ms, note)
         return view, ms, None
 
     return run_frames(args, source, WINDOW, step)[1]

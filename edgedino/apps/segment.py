@@ -2,7 +2,7 @@
 Torch-free.
 
 The head's patch-grid logits are upsampled to the frame (bilinear), and each pixel is tinted with its class
-colour; a legend, FPS and per-stage milliseconds are drawn on top.
+colour (a class named "background" is left unpainted); a legend, FPS and per-stage milliseconds are drawn on top.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from edgedino.caption import Label, TextStyle, draw_labels, fit, stack, stats_lines
+from edgedino.caption import RANDOM_WEIGHTS, Label, TextStyle, draw_labels, fit, noted, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.runtime.app import add_run_args, app_parser, run_main
 
@@ -41,26 +41,29 @@ def segment(runtime, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
 
 
 def legend_labels(present: list[int], classes: tuple[str, ...], colors: np.ndarray, fps: float | None,
-                  ms: dict[str, float], frame_hw: tuple[int, int]) -> list[Label]:
+                  ms: dict[str, float], frame_hw: tuple[int, int], note: str | None = None) -> list[Label]:
     """Where each text goes: a legend of the classes present (with their colours) at the top left, FPS and stage
-    times wrapped at the bottom."""
+    times wrapped at the bottom, `note` (the random-weights warning) at the bottom right."""
     style = TextStyle.for_frame(frame_hw)
     width = frame_hw[1] - 2 * style.pad
     legend = stack([fit(classes[c], width, style) for c in present], style, frame_hw, [],
                    swatches=[tuple(int(v) for v in colors[c][::-1]) for c in present])
-    return legend + stack(stats_lines(fps, ms, width, style), style, frame_hw, legend, bottom=True)
+    labels = legend + stack(stats_lines(fps, ms, width, style), style, frame_hw, legend, bottom=True)
+    return noted(labels, note, style, frame_hw)
 
 
 def draw(rgb: np.ndarray, mask: np.ndarray, classes: tuple[str, ...], colors: np.ndarray, alpha: float,
-         fps: float | None, ms: dict[str, float]) -> np.ndarray:
-    """The frame tinted by class, a legend of the classes present, FPS and stage times (BGR)."""
+         fps: float | None, ms: dict[str, float], note: str | None = None) -> np.ndarray:
+    """The frame tinted by class (the background class left unpainted), a legend of the painted classes present,
+    FPS and stage times, and `note` (the random-weights warning) (BGR)."""
     import cv2
 
-    from edgedino.runtime.task_head import overlay
+    from edgedino.runtime.task_head import background_class, overlay
 
-    bgr = cv2.cvtColor(overlay(rgb, mask, colors, alpha), cv2.COLOR_RGB2BGR)
-    present = [int(c) for c in np.unique(mask)]
-    return draw_labels(bgr, legend_labels(present, classes, colors, fps, ms, bgr.shape[:2]))
+    background = background_class(classes)
+    bgr = cv2.cvtColor(overlay(rgb, mask, colors, alpha, background), cv2.COLOR_RGB2BGR)
+    present = [int(c) for c in np.unique(mask) if c != background]
+    return draw_labels(bgr, legend_labels(present, classes, colors, fps, ms, bgr.shape[:2], note))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,12 +79,13 @@ def run(args: argparse.Namespace) -> int:
     colors = palette(len(classes))
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
     cover = np.zeros(len(classes))
+    note = RANDOM_WEIGHTS if runtime.random_weights else None
 
     def step(frame, read_ms: float, fps: float):
         nonlocal cover
         mask, ms = segment(runtime, frame.rgb)
         ms = {"read": read_ms, **ms}
-        view = draw(frame.rgb, mask, classes, colors, args.alpha, fps, ms)
+        view = draw(frame.rgb, mask, classes, colors, args.alpha, fps, ms, note)
         share = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size
         cover = cover + share
         return view, ms, {"frame": frame.index, "t": round(frame.t, 4), "coverage": {

@@ -154,6 +154,7 @@ def lost_since(result, index: int, since: int | None) -> int | None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
+    from edgedino.caption import RANDOM_WEIGHTS
     from edgedino.runtime import load
     from edgedino.runtime.app import Outputs, RunStats, open_window, show
     from edgedino.runtime.source import FrameSource
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if args.box and args.mask:
         raise EdgeDinoError("give --box or --mask, not both")
     tracker = Tracker(load(args.model, args.threads), short_side=args.short_side)
+    note = RANDOM_WEIGHTS if tracker.runtime.random_weights else None
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
     frames = source.frames()
     frame = next(frames, None)
@@ -178,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             while True:
                 t0 = time.perf_counter()
-                bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, stats.fps or None, result.ms)
+                bgr = draw_tracks(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), result, stats.fps or None, result.ms,
+                                  note)
                 t1 = time.perf_counter()
                 if write:
                     outputs.write(bgr, objects_record(frame.index, frame.t, result))

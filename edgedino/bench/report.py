@@ -1,12 +1,10 @@
-"""Benchmark output: terminal table with a legend, Markdown, JSON and a latency-vs-size plot."""
+"""Benchmark output: terminal table with a legend, Markdown, JSON, and the plot (edgedino.bench.plots)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from edgedino.atomic import atomic_path
-from edgedino.runtime.formats import FORMATS
 
 STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌"}
 LEGEND = ("✅ measured · ❎ exported but verification failed (measured anyway) · ❌ export or run failed (reason "
@@ -70,37 +68,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict, path: str | Path) -> None:
-    """Latency against size on disk: colour per target, marker per precision, one point per measured row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()}}
-    markers = {"fp32": "o", "fp16": "s", "int8-weights": "^", "int8": "D", "palettize4": "v"}
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    seen = set()
-    for r in report["rows"]:
-        if not r["latency_ms"]:
-            continue
-        label = f"{r['target']} {r['precision']}"
-        ax.scatter(r["size_mb"], r["latency_ms"]["median"], c=colours.get(r["target"], "red"),
-                   marker=markers.get(r["precision"], "x"), label=None if label in seen else label)
-        ax.annotate(f"{r['model']} {r['imgsz']} {r['threads']}t", (r["size_mb"], r["latency_ms"]["median"]),
-                    fontsize=5, alpha=0.6)
-        seen.add(label)
-    ax.set_xlabel("size on disk (MB)")
-    ax.set_ylabel("median latency (ms, log scale)")
-    ax.set_yscale("log")
-    ax.set_title(f"edgedino benchmark: {report['machine']['cpu']['model']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
-
-
 def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
     if json_path:
         with atomic_path(json_path) as tmp:
@@ -109,4 +76,6 @@ def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
         with atomic_path(md_path) as tmp:
             tmp.write_text(markdown(report))
     if plot_path:
+        from edgedino.bench.plots import plot
+
         plot(report, plot_path)

@@ -1,4 +1,4 @@
-"""Tracking benchmark output: a terminal table, Markdown and JSON."""
+"""Tracking benchmark output: a terminal table, Markdown, JSON and the J&F-against-FPS plot."""
 
 from __future__ import annotations
 
@@ -60,9 +60,13 @@ def markdown(report: dict) -> str:
     return "\n".join(lines + ["", LEGEND, ""])
 
 
-def write(report: dict, json_path=None, md_path=None) -> None:
-    """Write the JSON and Markdown files asked for, each atomically."""
+def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
+    """Write the JSON, Markdown and plot (J&F against FPS) files asked for, each atomically."""
     for path, text in ((json_path, lambda: json.dumps(report, indent=2)), (md_path, lambda: markdown(report))):
         if path:
             with atomic_path(path) as tmp:
                 tmp.write_text(text())
+    if plot_path:
+        from edgedino.bench.plots import tracking_plot
+
+        tracking_plot(report, plot_path)

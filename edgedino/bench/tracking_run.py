@@ -110,8 +110,11 @@ def evaluate(runtime, label: str, side: int | None, sequences, setup: TrackingSe
     for seq in sequences:
         scores.append(run_tracker(seq, tracker))
         log(f"  {seq.name}: J {scores[-1].J:.3f} F {scores[-1].F:.3f} {scores[-1].fps:.1f} FPS")
-    return _entry(label, "label propagation", scores, {"artifact": str(runtime.path), "short_side": side,
-                  "input_hw": list(runtime.input_hw(frame_hw, side)), "threads": setup.threads})
+    meta = runtime.metadata
+    return _entry(label, "label propagation", scores, {
+        "artifact": str(runtime.path), "target": meta.get("target"), "precision": meta.get("precision"),
+        "random_weights": runtime.random_weights, "short_side": side,
+        "input_hw": list(runtime.input_hw(frame_hw, side)), "threads": setup.threads})
 
 
 def _weights_note(setup: TrackingSetup) -> str:

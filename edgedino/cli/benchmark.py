@@ -64,7 +64,8 @@ def register(sub) -> None:
                         "with the share of matmul/conv/attention kernels; in the table, JSON and Markdown")
     add_flag(p, "--json", "every field")
     p.add_argument("--md", help="write the table as Markdown")
-    p.add_argument("--plot", help="write a PNG plot of latency against size")
+    p.add_argument("--plot", help="write a PNG: latency against parity (size as marker area); tracking: J&F "
+                                   "against FPS")
     p.set_defaults(run=run)
 
 
@@ -102,8 +103,6 @@ def run_tracking(args) -> int:
     if not args.data or not args.model:
         raise EdgeDinoError("benchmark tracking needs --data (a DAVIS folder or synth:N) and --model "
                             "(an artifact file or a preset)")
-    if args.plot:
-        raise EdgeDinoError("benchmark tracking writes --json and --md, not --plot")
     try:
         sides = _list(args.short_side, int)
     except ValueError:
@@ -114,5 +113,5 @@ def run_tracking(args) -> int:
                           calib=args.calib)
     report = run(setup, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(report))
-    write(report, args.json, args.md)
+    write(report, args.json, args.md, args.plot)
     return 0

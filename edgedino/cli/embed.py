@@ -1,5 +1,6 @@
 """`edgedino embed`: features out, for people who build on them: the cls and patch tokens (or pooled vectors) of
-every image in a folder or of frames spread over a video, from a checkpoint or any exported artifact, as one .npz."""
+every image in a folder or of frames spread over a video, from a checkpoint or any exported artifact, as one .npz
+(or a Parquet table, with pyarrow)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from edgedino.flags import add_flag
 
 def register(sub) -> None:
     p = add_command(
-        sub, "embed", help="cls and patch tokens (or pooled vectors) of a folder or video, as .npz",
+        sub, "embed", help="cls and patch tokens (or pooled vectors) of a folder or video, as .npz or Parquet",
         description="Run a model (checkpoint or exported artifact) on every image of a folder (recursive, in name "
                     "order) or on frames spread evenly over a video, and write one .npz: names (the image paths, "
                     "or frame numbers), cls (N, D) and patch_tokens (N, h, w, D); with --pooled, cls and "
-                    "patch_mean (N, D), the mean patch token, instead of the grid. A non-finite value is an error.",
+                    "patch_mean (N, D), the mean patch token, instead of the grid. A --save ending in .parquet "
+                    "writes the same arrays as a Parquet table (needs pyarrow): one row per image, each array a "
+                    "fixed-size float32 list column, its per-row shape in the schema metadata under "
+                    "'edgedino.shapes'. A non-finite value is an error.",
         examples="""
             edgedino embed photos/ --model exports/vits16_224_int8.xml --save feats.npz
             edgedino embed clip.mp4 --model dinov3_vits16_pretrain_lvd1689m-08c60483.pth --limit 200 --pooled
+            edgedino embed photos/ --model exports/vits16_224_int8.xml --pooled --save feats.parquet
             python -c "import numpy as np; f = np.load('feats.npz'); print(f['names'][:3], f['cls'].shape)"
         """,
     )
@@ -34,7 +39,8 @@ def register(sub) -> None:
     p.add_argument("--pooled", action="store_true", help="write cls and the mean patch token, not the patch grid")
     p.add_argument("--limit", type=int, default=1000, help="at most this many images or video frames (default 1000)")
     add_flag(p, "--threads", "default: the runtime's choice", type=int)
-    add_flag(p, "--save", "the .npz (default embeddings.npz)", default="embeddings.npz")
+    add_flag(p, "--save", "the .npz, or a .parquet (needs pyarrow) (default embeddings.npz)",
+             default="embeddings.npz")
     p.set_defaults(run=run)
 
 
@@ -67,7 +73,8 @@ def progress(done: int, total: int, t0: float) -> None:
 
 
 def run(args) -> int:
-    from edgedino.atomic import atomic_path, check_output
+    from edgedino import embeddings_file
+    from edgedino.atomic import check_output
     from edgedino.runtime import load
 
     if not is_model_file(args.model):
@@ -76,6 +83,8 @@ def run(args) -> int:
     if args.limit < 1:
         raise EdgeDinoError("--limit must be at least 1")
     check_output(args.save, inputs=[args.input, args.model])
+    if embeddings_file.is_parquet(args.save):
+        embeddings_file.require_pyarrow(args.save)
     runtime = load(args.model, args.threads)
     names, frames = read_inputs(Path(args.input), args.limit)
     cls, patches, t0 = [], [], time.perf_counter()
@@ -91,8 +100,7 @@ def run(args) -> int:
               ("patch_mean" if args.pooled else "patch_tokens"): np.stack(patches)}
     if not all(np.isfinite(v).all() for k, v in arrays.items() if k != "names"):
         raise EdgeDinoError(f"{runtime.path.name} gave non-finite values (NaN or inf): nothing written")
-    with atomic_path(args.save) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+    embeddings_file.write(args.save, arrays)
     shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if k != "names")
     print(f"wrote {args.save}: {len(names)} {'images' if Path(args.input).is_dir() else 'frames'}, {shapes}")
     return 0

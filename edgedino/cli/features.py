@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgedino.caption import RANDOM_WEIGHTS, TextStyle, corner, draw_labels
 from edgedino.cli.common import add_command, add_model_args, load_model
 from edgedino.errors import EdgeDinoError
 from edgedino.flags import add_flag
@@ -41,9 +42,12 @@ def run(args) -> int:
     rgb = read_image(args.image)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
         raise EdgeDinoError(f"--save {out}: use an image file name (.png, .jpg, .webp, .bmp)")
-    size, tokens, name = _features(args, rgb)
+    size, tokens, name, random = _features(args, rgb)
     shown = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     picture = side_by_side(shown, pca_rgb(tokens))
+    if random:
+        style = TextStyle.for_frame(picture.shape[:2])
+        draw_labels(picture, [corner(RANDOM_WEIGHTS, style, picture.shape[:2], [])])
     with atomic_path(out) as tmp:
         if not cv2.imwrite(str(tmp.with_suffix(out.suffix)), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
             raise EdgeDinoError(f"could not write {out}")
@@ -53,8 +57,9 @@ def run(args) -> int:
     return 0
 
 
-def _features(args, rgb) -> tuple[tuple[int, int], object, str]:
-    """(input size, patch tokens (h, w, D), what ran) from a backbone, or from an exported artifact's runtime."""
+def _features(args, rgb) -> tuple[tuple[int, int], object, str, bool]:
+    """(input size, patch tokens (h, w, D), what ran, whether its weights are random) from a backbone, or from an
+    exported artifact's runtime."""
     from edgedino.runtime.base import is_artifact
 
     exact = "x" in str(args.imgsz) or "," in str(args.imgsz)
@@ -66,7 +71,8 @@ def _features(args, rgb) -> tuple[tuple[int, int], object, str]:
             raise EdgeDinoError("--imgsz HxW resizes for a PyTorch model; an artifact runs at its own size (or, "
                                 "exported with dynamic shapes, at --imgsz N short side)")
         f = runtime.features(rgb, short_side=parse_imgsz(args.imgsz)[0] if args.imgsz else None)
-        return f.input_hw, f.patch_tokens[0], f"{runtime.metadata.get('model', '?')} ({Path(args.weights).name})"
+        return (f.input_hw, f.patch_tokens[0], f"{runtime.metadata.get('model', '?')} ({Path(args.weights).name})",
+                runtime.random_weights)
     import torch
 
     model = load_model(args)
@@ -77,4 +83,4 @@ def _features(args, rgb) -> tuple[tuple[int, int], object, str]:
         size = fit_size(rgb.shape[:2], check_size((h, h), model.stride)[0], model.stride)
     with torch.no_grad():
         tokens = model.forward_features(torch.from_numpy(preprocess(rgb, size)))["patch_tokens"][0].numpy()
-    return size, tokens, model.cfg.name
+    return size, tokens, model.cfg.name, getattr(model.source, "path", None) is None

@@ -8,10 +8,11 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from edgedino.export.target import Conversion, Target, all_targets, get_target
 from edgedino.runtime.formats import DEFAULT_TARGET
 from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
+
+if TYPE_CHECKING:
+    from edgedino.models import Backbone
 
 
 def plan(targets: list[str], precisions: list[str], input_format: str = "float32") -> list[tuple[Target, str]]:
@@ -99,7 +103,7 @@ def check_finite(*modules) -> None:
 
 def export(
     targets: list[str] | str = DEFAULT_TARGET,
-    model: str | None = None,
+    model: str | Backbone | None = None,
     weights: str | None = None,
     precisions: list[str] | str = "fp32",
     imgsz: str | int | tuple[int, int] = 224,
@@ -118,8 +122,13 @@ def export(
     smoothquant: float | None = ALPHA,
 ) -> ExportResult:
     """Export a backbone (with a task head from `edgedino head train`, if given) to every target x precision
-    asked, each checked on images calibration did not see; see `edgedino export --help`. `smoothquant` is the
-    SmoothQuant strength for int8 (None: off, the int8 of earlier versions, for comparisons)."""
+    asked, each checked on images calibration did not see; see `edgedino export --help`. `model` is a preset name
+    or a Backbone object (edgedino.create_model, load_backbone). `smoothquant` is the SmoothQuant strength for
+    int8 (None: off, the int8 of earlier versions, for comparisons)."""
+    if model is not None and not isinstance(model, str):
+        with backbone_weights(model, weights, head) as (model, weights):
+            return export(targets, model, weights, precisions, imgsz, calib, calib_size, out, input_format, batch,
+                          dynamic, verify_outputs, options, log, head, verify_images, int8_policy, smoothquant)
     targets = [targets] if isinstance(targets, str) else list(targets)
     precisions = [precisions] if isinstance(precisions, str) else list(precisions)
     if batch < 1:
@@ -160,6 +169,23 @@ def export(
                         str(calib) if calib is not None else CALIB_DEFAULT, 0 if calib_inputs is None
                         else len(calib_inputs), int8_policy,
                         {k: v for plan in plans.values() for k, v in plan.report().items()})
+
+
+@contextmanager
+def backbone_weights(backbone, weights, head) -> Iterator[tuple[str, str | None]]:
+    """(model, weights) that export a Backbone object exactly as it is now: its weights saved in the edgedino
+    layout to a temporary <preset>.pt that lives as long as the export, so the artifact is the one exporting that
+    file gives and its metadata records their SHA-256 (not the file it was once loaded from, nor a random seed:
+    export that file, or the preset, to keep those)."""
+    from edgedino.checkpoints import save_backbone
+    from edgedino.models import Backbone
+
+    if not isinstance(backbone, Backbone):
+        raise EdgeDinoError(f"model must be a preset name or an edgedino Backbone, not a {type(backbone).__name__}")
+    if weights is not None or head is not None:
+        raise EdgeDinoError("a Backbone object carries its own weights: give it without weights or head")
+    with tempfile.TemporaryDirectory(prefix="edgedino-backbone-") as staging:
+        yield backbone.cfg.name, str(save_backbone(backbone, Path(staging) / f"{backbone.cfg.name}.pt"))
 
 
 def _networks(weights, model, head, log):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgedino.caption import RANDOM_WEIGHTS
 from edgedino.checkpoints import Source
 from edgedino.errors import EdgeDinoError
 from edgedino.heads.cache import head_inputs
@@ -59,7 +60,8 @@ def fit_head(cfg: FitConfig, backbone: Backbone, log: Callable[[str], None] = pr
     torch.manual_seed(cfg.train.seed)  # the head's initial weights: the same features give the same head
     head = Head(HeadConfig(cfg.task, cfg.kind, backbone.embed_dim, data.classes, cfg.hidden))
     backbone.grid(*cfg.imgsz)
-    if getattr(backbone.source, "path", None) is None:
+    random = getattr(backbone.source, "path", None) is None
+    if random:
         backbone.reset_parameters(seed=cfg.train.seed)
         backbone.source = Source(None, "random", seed=cfg.train.seed)
     backbone.eval()
@@ -77,14 +79,14 @@ def fit_head(cfg: FitConfig, backbone: Backbone, log: Callable[[str], None] = pr
     log(f"training a {cfg.kind} {cfg.task} head ({cfg.train.steps} steps)")
     loss = train_head(head, x_train, y, cfg.train, log)
     t2 = time.perf_counter()
-    out_dir = cfg.pictures_dir
+    out_dir, note = cfg.pictures_dir, RANDOM_WEIGHTS if random else None
     if cfg.task == "classify":
         ev = evaluate_classify(head, x_val, data.val.targets)
         pictures = []
     else:
         ev, preds = evaluate_segment(head, x_val, data.val.targets)
-        pictures = overlay_pngs(data.val.images, data.val.targets, preds, data.classes, out_dir)
-    pictures.insert(0, confusion_png(ev, out_dir / "confusion.png"))
+        pictures = overlay_pngs(data.val.images, data.val.targets, preds, data.classes, out_dir, note=note)
+    pictures.insert(0, confusion_png(ev, out_dir / "confusion.png", note))
     t3 = time.perf_counter()
     metrics = {**{k: v for k, v in ev.to_dict().items() if k != "confusion"}, "loss": loss,
                "train_images": len(data.train.images), "data": str(data.root)}

@@ -56,6 +56,12 @@ class Runtime:
         return fit_size(frame_hw, short_side or 224, self.stride)
 
     @property
+    def random_weights(self) -> bool:
+        """Whether it was made from random weights (its metadata names no weights file): its features mean nothing,
+        and pictures made with it say so."""
+        return bool(self.metadata.get("model")) and not self.metadata.get("weights")
+
+    @property
     def head(self) -> HeadInfo | None:
         """The task head exported with the backbone (task, class names), or None for a plain backbone."""
         return HeadInfo.from_metadata(self.metadata)

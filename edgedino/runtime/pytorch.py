@@ -28,7 +28,7 @@ class PyTorchRuntime(Runtime):
         head_file = read_head_file(path)  # a head file runs as its backbone + head, at the head's input size
         self.backbone = backbone_for(head_file) if head_file else load_backbone(path)
         self.head_module = head_file.head if head_file else None
-        self.metadata = {"model": self.backbone.cfg.name, "stride": self.backbone.stride,
+        self.metadata = {"model": self.backbone.cfg.name, "weights": path.name, "stride": self.backbone.stride,
                          "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "target": "pytorch",
                          "precision": "fp32",
                          **({"head": head_file.head.cfg.info().to_dict()} if head_file else {})}

@@ -15,6 +15,7 @@ from edgedino.errors import EdgeDinoError
 
 TASKS = ("classify", "segment")
 IGNORE = 255  # mask value for pixels without a label
+BACKGROUND = "background"  # the class overlays leave unpainted (class 0 of `edgedino head samples`)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,17 @@ def palette(n: int) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
 
 
-def overlay(rgb: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The image with each pixel tinted by its class colour (ignored pixels left as they are)."""
+def background_class(classes: tuple[str, ...]) -> int | None:
+    """The index of the class named "background" (any case), which overlays do not paint; None if there is none."""
+    return next((i for i, name in enumerate(classes) if name.lower() == BACKGROUND), None)
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray, colors: np.ndarray, alpha: float = 0.5,
+            background: int | None = None) -> np.ndarray:
+    """The image with each pixel tinted by its class colour; ignored pixels and the `background` class are left as
+    they are, so the objects stand out and the scene stays visible."""
     color = colors[np.minimum(mask, len(colors) - 1)]
     out = (rgb * (1 - alpha) + color * alpha).astype(np.uint8)
-    keep = mask == IGNORE
+    keep = (mask == IGNORE) | (mask == background if background is not None else False)
     out[keep] = rgb[keep]
     return out

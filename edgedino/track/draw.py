@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgedino.caption import Label, TextStyle, draw_labels, place, stack, stats_lines
+from edgedino.caption import Label, TextStyle, draw_labels, noted, place, stack, stats_lines
 from edgedino.errors import EdgeDinoError
 from edgedino.track.palette import davis_palette
 from edgedino.track.params import TrackResult
@@ -33,9 +33,10 @@ def tint(bgr: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def track_labels(result: TrackResult, frame_hw: tuple[int, int], fps: float | None = None,
-                 ms: dict[str, float] | None = None) -> list[Label]:
+                 ms: dict[str, float] | None = None, note: str | None = None) -> list[Label]:
     """Where each text goes: FPS and stage times top left (wrapped to the frame), each object's "id N 0.87" above its
-    box (inside the frame, off the other labels), and objects lost without a box one per row at the bottom left."""
+    box (inside the frame, off the other labels), objects lost without a box one per row at the bottom left, and `note`
+    (the random-weights warning) at the bottom right."""
     style = TextStyle.for_frame(frame_hw)
     labels = stack(stats_lines(fps, ms, frame_hw[1] - 2 * style.pad, style), style, frame_hw, [])
     boxless = []
@@ -52,11 +53,11 @@ def track_labels(result: TrackResult, frame_hw: tuple[int, int], fps: float | No
     if boxless:
         labels += stack([t for t, _ in boxless], style, frame_hw, labels, bottom=True,
                         swatches=[c for _, c in boxless])
-    return labels
+    return noted(labels, note, style, frame_hw)
 
 
 def draw_tracks(bgr: np.ndarray, result: TrackResult, fps: float | None = None,
-                ms: dict[str, float] | None = None) -> np.ndarray:
+                ms: dict[str, float] | None = None, note: str | None = None) -> np.ndarray:
     """A copy of a BGR frame with the tracker's masks, boxes (red when lost), labels and timings drawn on it."""
     import cv2
 
@@ -68,4 +69,4 @@ def draw_tracks(bgr: np.ndarray, result: TrackResult, fps: float | None = None,
         if obj.box is not None:
             x, y, w, h = obj.box
             cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), LOST_BGR if obj.lost else id_colour(obj.id), thick)
-    return draw_labels(out, track_labels(result, bgr.shape[:2], fps, ms))
+    return draw_labels(out, track_labels(result, bgr.shape[:2], fps, ms, note))
