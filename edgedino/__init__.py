@@ -1,7 +1,8 @@
 """edgedino: DINOv3-style backbones from training to the edge.
 
-Importing the package is torch-free; `load_backbone`, `save_backbone` and `create_model` import torch
+Importing the package is torch-free; `load_backbone`, `save_backbone`, `create_model` and `export` import torch
 on first use, so a device with only `edgedino[runtime]` can use `edgedino.runtime` and `edgedino.track`.
+`edgedino.export(model_or_path, target="onnx", precision="int8")` exports and verifies (see edgedino.export).
 """
 
 from edgedino import moved
@@ -18,6 +19,10 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "export":  # the subpackage, which is also the function
+        import importlib
+
+        return importlib.import_module("edgedino.export")
     if name in _LAZY:
         import importlib
 
@@ -25,4 +30,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edgedino' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, "export"]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

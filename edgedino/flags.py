@@ -8,6 +8,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,12 @@ def markdown_table() -> str:
         rows.append(f"| `{name}` | {flag.meaning} | {', '.join(flag.aliases)} | {', '.join(old)} | "
                     f"{', '.join(users[name])} |")
     return "\n".join(rows)
+
+
+MODEL_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".onnx", ".xml", ".tflite", ".mlpackage")
+
+
+def is_model_file(value: str) -> bool:
+    """Whether a --model value (or edgedino.export's first argument) names a file, folder, Hub id or link rather
+    than a preset."""
+    return "/" in value or "\\" in value or value.endswith(MODEL_FILE_SUFFIXES) or Path(value).exists()

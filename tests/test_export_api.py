@@ -41,3 +41,27 @@ def test_export_refuses_other_objects_and_mixed_weights(tmp_path):
         export(targets="onnx", model=create_model("vit_test"), weights="w.pt", out=tmp_path / "x",
                log=lambda line: None)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_package_is_the_function_and_reads_its_first_argument_as_model_does(tmp_path):
+    """`edgedino.export(x, target=, precision=)`: a Backbone, a preset name or a weights file; the package's own
+    names (and `from edgedino.export import export`) stay as they were."""
+    import edgedino
+    from edgedino import create_model, save_backbone
+    from edgedino.runtime import load
+
+    assert {"list_models", "create_model", "load_backbone", "export"} <= set(dir(edgedino))
+    quiet = dict(imgsz=64, log=lambda line: None)
+    model = create_model("vit_test")
+    saved = save_backbone(model, tmp_path / "w" / "vit_test.pt")
+    by_object = edgedino.export(model, target="onnx", precision="fp32", out=tmp_path / "object", **quiet)
+    by_file = edgedino.export(str(saved), target="onnx", precision="fp32", out=tmp_path / "file", **quiet)
+    by_preset = edgedino.export("vit_test", target="onnx", precision="fp32", out=tmp_path / "preset", **quiet)
+    (a,), (b,), (c,) = by_object.artifacts, by_file.artifacts, by_preset.artifacts
+    assert a.ok and b.ok and c.ok, (a.message, b.message, c.message)
+    assert load(a.path).metadata == load(b.path).metadata  # the file was read as weights, not as a preset name
+    assert load(c.path).random_weights and not load(b.path).random_weights
+    with pytest.raises(EdgeDinoError, match="no_such.pt"):  # a missing file is named, not taken for a preset
+        edgedino.export(str(tmp_path / "no_such.pt"), target="onnx", out=tmp_path / "missing", **quiet)
+    assert not (tmp_path / "missing").exists()
+    assert callable(edgedino.export.export) and edgedino.export.PRECISIONS

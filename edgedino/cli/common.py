@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from pathlib import Path
 
-from edgedino.flags import add_flag
+from edgedino.flags import add_flag, is_model_file
 from edgedino.license import RANDOM_NOTICE
 
 
@@ -18,14 +17,6 @@ def add_command(sub, name: str, help: str, description: str, examples: str) -> a
         epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-
-
-MODEL_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".onnx", ".xml", ".tflite", ".mlpackage")
-
-
-def is_model_file(value: str) -> bool:
-    """Whether a --model value names a file or folder rather than a preset."""
-    return "/" in value or "\\" in value or value.endswith(MODEL_FILE_SUFFIXES) or Path(value).exists()
 
 
 class ModelOrFile(argparse.Action):

@@ -1,11 +1,15 @@
 """Export backbones to ONNX, OpenVINO, Core ML and TFLite, each artifact verified against PyTorch.
 
+The package is also the function: `edgedino.export(model_or_path, target="onnx", precision="int8")`.
 `export` and its results import torch on first use, so the torch-free parts (spec, recipes) stay light.
 """
 
+import sys
+import types
+
 from edgedino.export.spec import PRECISIONS, THRESHOLDS, ExportSpec
 
-_LAZY = {"export", "ExportResult", "ArtifactResult"}
+_LAZY = {"export", "export_model", "ExportResult", "ArtifactResult"}
 
 
 def __getattr__(name: str):
@@ -16,4 +20,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edgedino.export' has no attribute {name!r}")
 
 
-__all__ = ["ArtifactResult", "ExportResult", "ExportSpec", "PRECISIONS", "THRESHOLDS", "export"]
+class _CallablePackage(types.ModuleType):
+    """`edgedino.export(...)` calls `export_model`; `edgedino.export.export` stays the full-option function."""
+
+    def __call__(self, model_or_path, target="onnx", precision="fp32", **options):
+        from edgedino.export.exporter import export_model
+
+        return export_model(model_or_path, target, precision, **options)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+
+__all__ = ["ArtifactResult", "ExportResult", "ExportSpec", "PRECISIONS", "THRESHOLDS", "export", "export_model"]

@@ -35,6 +35,7 @@ from edgedino.export.spec import (
     QuantPlan,
 )
 from edgedino.export.target import Conversion, Target, all_targets, get_target
+from edgedino.flags import is_model_file
 from edgedino.runtime.formats import DEFAULT_TARGET
 from edgedino.runtime.frames import HOLDOUT, SAMPLES, model_inputs, read_frames
 from edgedino.runtime.preprocess import check_size, parse_imgsz
@@ -99,6 +100,15 @@ def check_finite(*modules) -> None:
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise EdgeDinoError(f"the weights hold non-finite values (NaN or inf) in {name}: refusing to export "
                                     "them (was the training run that wrote them diverging?)")
+
+
+def export_model(model_or_path: Backbone | str | os.PathLike, target: list[str] | str = DEFAULT_TARGET,
+                 precision: list[str] | str = "fp32", **options) -> ExportResult:
+    """`edgedino.export(model_or_path, target=..., precision=...)`: a Backbone object, a preset name, or a weights
+    file, Hub id or link (as `--model` reads them); every other option is export()'s."""
+    if isinstance(model_or_path, (str, os.PathLike)) and is_model_file(os.fspath(model_or_path)):
+        return export(target, weights=os.fspath(model_or_path), precisions=precision, **options)
+    return export(target, model=model_or_path, precisions=precision, **options)
 
 
 def export(
