@@ -209,6 +209,10 @@ def save_backbone(model: Backbone, path: str | Path, layout: str = "edgedino") -
     """Write the weights as an official .pth, an HF folder (config.json + model.safetensors) or an edgedino file."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if getattr(model, "deployed_for", None):
+        raise CheckpointError(f"{model.cfg.name} was deployed for {model.deployed_for} (its layers are in export "
+                              "form, which no checkpoint layout holds): save or export it before deploy(), or deploy "
+                              "a copy")
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     with atomic_path(path, is_dir=layout == "hf", ours=_hf_folder) as tmp:

@@ -65,3 +65,15 @@ def test_the_package_is_the_function_and_reads_its_first_argument_as_model_does(
         edgedino.export(str(tmp_path / "no_such.pt"), target="onnx", out=tmp_path / "missing", **quiet)
     assert not (tmp_path / "missing").exists()
     assert callable(edgedino.export.export) and edgedino.export.PRECISIONS
+
+
+def test_a_deployed_backbone_is_refused_with_the_reason_not_a_missing_key(tmp_path):
+    from edgedino import create_model, save_backbone
+    from edgedino.export import export
+
+    model = create_model("vit_test").deploy((64, 64))
+    with pytest.raises(EdgeDinoError, match=r"deployed for \(64, 64\).*before deploy\(\)"):
+        export(targets="onnx", model=model, imgsz=64, out=tmp_path / "x", log=lambda line: None)
+    with pytest.raises(EdgeDinoError, match="before deploy"):
+        save_backbone(model, tmp_path / "w.pt")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "w.pt").exists()

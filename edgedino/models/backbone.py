@@ -66,6 +66,7 @@ class Backbone(nn.Module):
         """
         self.eval()
         self.grid(*imgsz)
+        self.deployed_for = tuple(imgsz)
         return self
 
     @torch.no_grad()
