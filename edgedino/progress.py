@@ -10,8 +10,8 @@ class ProgressLine:
     """'embedded 12/40 images, 3.1 img/s, ETA 0:09': redrawn in place on a terminal; otherwise (a log, a pipe) a new
     line each time another tenth is done, and at the end."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.t0, self.tenths = total, stream, time.perf_counter(), 0
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream, self.t0, self.tenths = total, stream or sys.stderr, time.perf_counter(), 0
 
     def update(self, done: int) -> None:
         """Show that `done` of the total images are embedded."""
