@@ -94,7 +94,8 @@ def test_track_headless_saves_video_and_json(clip, tmp_path):
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [r["frame"] for r in lines] == list(range(clip.frames))
     for record in lines:
-        assert set(record) == {"frame", "t", "objects"} and [o["id"] for o in record["objects"]] == [1, 2]
+        assert set(record) == {"schema_version", "frame", "t", "objects"}
+        assert [o["id"] for o in record["objects"]] == [1, 2]
         for o in record["objects"]:
             assert set(o) == {"id", "box", "area", "confidence", "lost"} and 0 <= o["confidence"] <= 1
             if o["box"] is not None:

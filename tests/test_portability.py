@@ -31,13 +31,13 @@ def test_maxrss_units_per_platform():
 
 def test_load_average_where_the_system_keeps_none(monkeypatch):
     from edgedino.bench import machine
-    from edgedino.bench.tracking_report import load_line
+    from edgedino.bench.load import load_line
 
     assert len(machine.load_average()) == 3
     monkeypatch.delattr(os, "getloadavg")
     assert machine.load_average() is None
-    assert load_line({"load_average": {"start": None, "end": None}}) == "load average: not kept on this system"
-    assert load_line({"load_average": {"start": [0.5, 0, 0], "end": [1.25, 0, 0]}}).endswith("0.5 at start, 1.2 at end")
+    assert load_line({"start": None, "end": None}) == "load average: not kept on this system"
+    assert load_line({"start": [0.5, 0, 0], "end": [1.25, 0, 0]}).endswith("0.5 at start, 1.2 at end")
 
 
 def test_tflite_is_plainly_not_on_windows(monkeypatch):

@@ -116,7 +116,9 @@ def test_device_side_runs_without_torch(device_venv, artifacts, tmp_path):
                               "--save", str(out), *extra], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert app.returncode == 0 and "FPS end to end" in app.stderr, app.stderr
         assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 12
-    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 12
+    lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert len(lines) == 12 and {x["schema_version"] for x in lines} == {1}
+    assert lines[5]["t"] == pytest.approx(0.5, abs=0.01)  # t is in seconds: frame 5 of a 10 fps file
 
 
 def test_installed_apps_and_recipes(device_venv, tmp_path):
@@ -135,3 +137,10 @@ def test_installed_apps_and_recipes(device_venv, tmp_path):
     assert run.returncode != 0 and "recipe not found" not in run.stderr and "Traceback" not in run.stderr, run.stderr
     assert "edgedino[export]" in run.stderr, run.stderr
     assert not (tmp_path / "x").exists()
+    code = ("from edgedino.schemas import VERSIONS, load_schema; print(sorted(n for n in VERSIONS "
+            "if load_schema(n)['properties']['schema_version']['const'] == VERSIONS[n]))")
+    run = subprocess.run([str(device_venv), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr  # every JSON Schema is in the wheel, read through importlib.resources
+    from edgedino.schemas import VERSIONS
+
+    assert run.stdout.strip() == str(sorted(VERSIONS))

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         view = draw(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), labels, fps, ms, note)
         return view, ms, {"frame": frame.index, "t": round(frame.t, 4), "labels": [[n, round(p, 4)] for n, p in labels]}
 
-    stats, status = run_frames(args, source, WINDOW, step)
+    stats, status = run_frames(args, source, WINDOW, step, "classify-jsonl")
     ranked = sorted(votes.items(), key=lambda kv: -kv[1])
     print("top label: " + ", ".join(f"{n} {c}/{stats.frames}" for n, c in ranked[:5]), file=sys.stderr)
     return status

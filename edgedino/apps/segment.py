@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return view, ms, {"frame": frame.index, "t": round(frame.t, 4), "coverage": {
             classes[c]: round(float(s), 4) for c, s in enumerate(share) if s > 0}}
 
-    stats, status = run_frames(args, source, WINDOW, step)
+    stats, status = run_frames(args, source, WINDOW, step, "segment-jsonl")
     shares = ", ".join(f"{n} {s / max(stats.frames, 1):.0%}" for n, s in zip(classes, cover, strict=True))
     print(f"pixels per class: {shares}", file=sys.stderr)
     return status

@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     stats, paused, count, t_read, write, all_lost = RunStats(), False, 1, None, True, None
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, args.json, source.fps, (args.source, args.model, args.mask))
+        outputs = Outputs(stack, args.save, args.json, source.fps, "track-jsonl", (args.source, args.model, args.mask))
         try:
             while True:
                 t0 = time.perf_counter()

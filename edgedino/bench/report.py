@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from edgedino.atomic import atomic_path
+from edgedino.bench.load import load_line, warning_lines
+from edgedino.schemas import write_json
 
 STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌"}
 LEGEND = ("✅ measured · ❎ exported but verification failed (measured anyway) · ❌ export or run failed (reason "
@@ -33,7 +33,8 @@ def header_lines(report: dict) -> list[str]:
                       for t, p in report["peak_gmacs"].items())
     tools = ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
     return [f"machine: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}, "
-            f"{report['machine']['os']}", f"GEMM peak (onnxruntime, 2048³): {peaks}", f"versions: {tools}"]
+            f"{report['machine']['os']}; {load_line(report['load_average'])}",
+            f"GEMM peak (onnxruntime, 2048³): {peaks}", f"versions: {tools}"]
 
 
 def table(report: dict) -> str:
@@ -42,7 +43,7 @@ def table(report: dict) -> str:
     lines = header_lines(report) + [""]
     lines += ["  ".join(c.rjust(w) if i >= 7 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
-    lines += ["", LEGEND] + reasons(report) + [""] + profiles(report)
+    lines += ["", LEGEND] + reasons(report) + warning_lines(report) + [""] + profiles(report)
     return "\n".join(lines)
 
 
@@ -63,15 +64,14 @@ def markdown(report: dict) -> str:
     lines = ["# edgedino benchmark", ""] + [f"- {line}" for line in header_lines(report)] + [""]
     lines += ["| " + " | ".join(h or "status" for h in HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in report["rows"]]
-    lines += ["", LEGEND, ""] + [f"- {line}" for line in reasons(report)]
+    lines += ["", LEGEND, ""] + [f"- {line}" for line in reasons(report) + warning_lines(report)]
     lines += ["", "## Per-op profiles", ""] + profiles(report) if any(r.get("profile") for r in report["rows"]) else []
     return "\n".join(lines) + "\n"
 
 
 def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
     if json_path:
-        with atomic_path(json_path) as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(json_path, "benchmark", report)
     if md_path:
         with atomic_path(md_path) as tmp:
             tmp.write_text(markdown(report))

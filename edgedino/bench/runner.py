@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.bench import cache, dense
-from edgedino.bench.machine import describe, versions
+from edgedino.bench.load import busy_warnings
+from edgedino.bench.machine import describe, load_average, versions
 from edgedino.bench.peak import gemm_gmacs
 from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
@@ -121,6 +122,7 @@ def fill(row: Row, result: dict, features: Path, inputs: Inputs, peaks: dict) ->
 
 def run_suite(suite: Suite, log=print) -> dict:
     """Every row of the suite, measured one after another; failures become rows and the run goes on."""
+    load_before = load_average()
     peaks = {t: {"fp32": gemm_gmacs(t, False), "int8": gemm_gmacs(t, True)} for t in suite.threads}
     log("peak GEMM GMAC/s: " + ", ".join(f"{t} threads fp32 {p['fp32']:.0f} int8 {p['int8']:.0f}"
                                          for t, p in peaks.items()))
@@ -140,7 +142,11 @@ def run_suite(suite: Suite, log=print) -> dict:
                             if eager and r.latency_ms:
                                 r.speedup_vs_torch = eager.latency_ms["median"] / r.latency_ms["median"]
                         rows += group
-    return {"machine": describe(), "versions": versions(), "peak_gmacs": peaks, "suite": asdict(suite),
+    machine, load = describe(), {"start": load_before, "end": load_average()}
+    spreads = {f"{r.model} {r.imgsz} b{r.batch} {r.threads}t {r.target} {r.precision}":
+               (r.latency_ms["median"], r.latency_ms["p90"]) for r in rows if r.latency_ms}
+    return {"machine": machine, "versions": versions(), "peak_gmacs": peaks, "suite": asdict(suite),
+            "load_average": load, "warnings": busy_warnings(load, machine["cpu"]["cores"], max(suite.threads), spreads),
             "rows": [asdict(r) for r in rows]}
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from edgedino.atomic import atomic_path
+from edgedino.bench.load import load_line, warning_lines
+from edgedino.schemas import write_json
 
 HEADER = ("method", "input", "J", "F", "J&F", "box IoU", "FPS", "decode", "prep", "backbone", "propagate", "draw")
 LEGEND = ("J: region IoU, F: boundary F-measure (DAVIS definitions), means over all objects of all sequences; "
@@ -28,19 +28,12 @@ def _rows(report: dict) -> list[tuple[str, ...]]:
     return [_cells(e) for e in report["methods"] + report["baselines"]]
 
 
-def load_line(report: dict) -> str:
-    """'load average (1 min) 0.4 at start, 1.9 at end', or that the system keeps none."""
-    start, end = report["load_average"]["start"], report["load_average"]["end"]
-    if start is None or end is None:
-        return "load average: not kept on this system"
-    return f"load average (1 min) {start[0]:.1f} at start, {end[0]:.1f} at end"
-
-
 def header_lines(report: dict) -> list[str]:
     cpu = report["machine"]["cpu"]
     seqs = report["methods"][0]["sequences"] if report["methods"] else report["baselines"][0]["sequences"]
     return [f"data: {report['data']} ({len(seqs)} sequences, {sum(s['frames'] for s in seqs)} tracked frames)",
-            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads; {load_line(report)}",
+            f"machine: {cpu['model']}, {cpu['cores']} cores; {report['threads']} threads; "
+            f"{load_line(report['load_average'])}",
             f"weights: {report['weights']}"]
 
 
@@ -50,22 +43,23 @@ def table(report: dict) -> str:
     lines = header_lines(report) + [""]
     lines += ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
-    return "\n".join(lines + ["", LEGEND])
+    return "\n".join(lines + ["", LEGEND] + warning_lines(report))
 
 
 def markdown(report: dict) -> str:
     lines = ["# edgedino tracking benchmark", ""] + [f"- {line}" for line in header_lines(report)] + [""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
-    return "\n".join(lines + ["", LEGEND, ""])
+    return "\n".join(lines + ["", LEGEND, ""] + [f"- {w}" for w in warning_lines(report)])
 
 
 def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
     """Write the JSON, Markdown and plot (J&F against FPS) files asked for, each atomically."""
-    for path, text in ((json_path, lambda: json.dumps(report, indent=2)), (md_path, lambda: markdown(report))):
-        if path:
-            with atomic_path(path) as tmp:
-                tmp.write_text(text())
+    if json_path:
+        write_json(json_path, "benchmark-tracking", report)
+    if md_path:
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(markdown(report))
     if plot_path:
         from edgedino.bench.plots import tracking_plot
 

@@ -128,6 +128,7 @@ def _weights_note(setup: TrackingSetup) -> str:
 def run(setup: TrackingSetup, log=print) -> dict:
     """Every tracker, then the baselines, on every sequence; J/F/box IoU means over all objects (as DAVIS)."""
 
+    from edgedino.bench.load import busy_warnings
     from edgedino.bench.machine import describe, load_average, versions
     from edgedino.track import TrackParams
     from edgedino.track.davis import read_dataset
@@ -148,9 +149,10 @@ def run(setup: TrackingSetup, log=print) -> dict:
         for kind in BOX_TRACKERS:
             baselines.append(_entry(kind, "OpenCV box tracker", [run_box_tracker(s, kind) for s in sequences], {}))
     primary = entries[0] if entries else baselines[0]
+    machine, load = describe(), {"start": load_before, "end": load_average()}
     return {"data": setup.data, "sequences": primary["sequences"],
             **{k: primary[k] for k in ("J_mean", "F_mean", "JF_mean", "box_iou_mean", "fps", "ms")},
             "methods": entries, "baselines": baselines, "params": asdict(TrackParams()),
             "threads": setup.threads, "weights": _weights_note(setup),
-            "machine": describe(), "load_average": {"start": load_before, "end": load_average()},
-            "versions": versions()}
+            "machine": machine, "load_average": load,
+            "warnings": busy_warnings(load, machine["cpu"]["cores"], setup.threads, {}), "versions": versions()}

@@ -4,7 +4,6 @@ anything."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 from edgedino.cli.common import add_command
@@ -44,11 +43,12 @@ def shared_size(a, b, frame_hw: tuple[int, int], short_side: int | None) -> tupl
 
 
 def run(args) -> int:
-    from edgedino.atomic import atomic_path, check_output
+    from edgedino.atomic import check_output
     from edgedino.export.parity import compare, run_each
     from edgedino.export.spec import VERIFY_IMAGES
     from edgedino.runtime import load
     from edgedino.runtime.frames import read_frames
+    from edgedino.schemas import write_json
 
     if args.json:
         check_output(args.json, inputs=[args.a, args.b, args.source])
@@ -72,8 +72,6 @@ def run(args) -> int:
         print(f"edgedino compare: error: non-finite values (NaN or inf) in {', '.join(bad)}", file=sys.stderr)
         return 1
     if args.json:
-        report = {"schema_version": 1, "a": str(args.a), "b": str(args.b), "images": len(frames), "imgsz": list(hw),
-                  "parity": [p.to_dict() for p in parity]}
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, "compare", {"a": str(args.a), "b": str(args.b), "images": len(frames),
+                                          "imgsz": list(hw), "parity": [p.to_dict() for p in parity]})
     return 0

@@ -4,8 +4,6 @@ every image in a folder or of frames spread over a video, from a checkpoint or a
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,21 +58,10 @@ def read_inputs(source: Path, limit: int) -> tuple[list[str], list[np.ndarray]]:
     return [f"frame {i}" for i in range(len(frames))], frames
 
 
-def progress(done: int, total: int, t0: float) -> None:
-    """'embedded 12/40 images, 3.1 img/s, ETA 0:09': redrawn on a terminal, every tenth otherwise."""
-    tty = sys.stderr.isatty()
-    if not tty and done % max(total // 10, 1) and done != total:
-        return
-    rate = done / max(time.perf_counter() - t0, 1e-9)
-    eta = int((total - done) / rate)
-    line = f"embedded {done}/{total} images, {rate:.1f} img/s, ETA {eta // 60}:{eta % 60:02d}"
-    sys.stderr.write(("\r" + line + "\033[K" + ("\n" if done == total else "")) if tty else line + "\n")
-    sys.stderr.flush()
-
-
 def run(args) -> int:
     from edgedino import embeddings_file
     from edgedino.atomic import check_output
+    from edgedino.progress import ProgressLine
     from edgedino.runtime import load
 
     if not is_model_file(args.model):
@@ -87,12 +74,12 @@ def run(args) -> int:
         embeddings_file.require_pyarrow(args.save)
     runtime = load(args.model, args.threads)
     names, frames = read_inputs(Path(args.input), args.limit)
-    cls, patches, t0 = [], [], time.perf_counter()
+    cls, patches, bar = [], [], ProgressLine(len(frames))
     for i, frame in enumerate(frames):
         f = runtime.features(frame, args.short_side)
         cls.append(f.cls[0])
         patches.append(f.patch_tokens[0].mean((0, 1)) if args.pooled else f.patch_tokens[0])
-        progress(i + 1, len(frames), t0)
+        bar.update(i + 1)
     if not args.pooled and len({p.shape for p in patches}) > 1:
         raise EdgeDinoError("the images have different patch grids (their aspect ratios differ): use --pooled, or a "
                             "fixed-size artifact")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -43,11 +42,13 @@ def evaluate(protocol: str, data: str, weights: str | None, model: str | None, i
     from edgedino.eval.embed import embed, open_model
     from edgedino.eval.knn import knn_accuracy
     from edgedino.eval.linear import linear_accuracy, probe_features
+    from edgedino.progress import ProgressLine
 
     split = load_split(data, test_fraction)
     net = open_model(weights, model, threads)
-    t0 = time.perf_counter()
-    tr, te = embed(net, split.train, imgsz), embed(net, split.test, imgsz)
+    t0, bar = time.perf_counter(), ProgressLine(len(split.train) + len(split.test))
+    tr = embed(net, split.train, imgsz, done=bar.update)
+    te = embed(net, split.test, imgsz, done=lambda n: bar.update(len(split.train) + n))
     result = {"protocol": protocol, "data": str(data), "weights": weights, "model": model, "imgsz": imgsz,
               "classes": len(split.classes), "train": len(split.train), "test": len(split.test),
               "embed_s": round(time.perf_counter() - t0, 2)}
@@ -76,8 +77,7 @@ def run(args) -> int:
     scores = "  ".join(f"{k} {v:.1f}%" for k, v in r.items() if k.startswith("top1"))
     print(f"{str(args.weights or args.model):<40} {r['classes']:>7} {r['train']:>6} {r['test']:>6}  {scores}")
     if args.json:
-        from edgedino.atomic import atomic_path
+        from edgedino.schemas import write_json
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(r, indent=2) + "\n")
+        write_json(args.json, "eval", r)
     return 0

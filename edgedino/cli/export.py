@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from edgedino.atomic import check_output
@@ -125,14 +124,14 @@ def run(args) -> int:
                     verify_images=s["verify_images"], int8_policy=s["int8_policy"])
     print_table(result)
     if args.json:
-        from edgedino.atomic import atomic_path
+        from edgedino.schemas import write_json
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        write_json(args.json, "export", result.to_dict())
     return 0 if result.ok else 1
 
 
-def print_table(result) -> None:
+def print_table(result, export_times: bool = True) -> None:
+    """The artifacts' table (with each one's export seconds when `export_times`: verify has none) and notes."""
     h, w = result.imgsz
     print(f"\n{result.model} at {h}x{w}, {result.input_format} input, parity on {result.verify_images} images: "
           f"{result.verify_set}")
@@ -141,7 +140,7 @@ def print_table(result) -> None:
     head = any(p["output"] == "logits" for a in result.artifacts for p in a.parity)
     guarded = any(a.precision in GUARDED for a in result.artifacts)
     rows = [("target", "precision", "file", "MB", "cls cos", "patch cos (min)", *(("logits cos",) if head else ()),
-             *(("float layers",) if guarded else ()), "export s", "")]
+             *(("float layers",) if guarded else ()), *(("export s",) if export_times else ()), "")]
     for a in result.artifacts:
         par = {p["output"]: p for p in a.parity}
         logits = (f"{par['logits']['cosine_mean']:.5f}" if "logits" in par else "-",) if head else ()
@@ -150,7 +149,8 @@ def print_table(result) -> None:
         patch = (f"{par['patch_tokens']['cosine_mean']:.5f} ({par['patch_tokens']['cosine_min']:.4f})"
                  if "patch_tokens" in par else "-")
         name = a.path.rsplit("/", 1)[-1] if a.path else "-"
-        rows.append((a.target, a.precision, name, f"{a.size_mb:.1f}", cls, patch, *logits, *kept, f"{a.export_s:.1f}",
+        seconds = (f"{a.export_s:.1f}",) if export_times else ()
+        rows.append((a.target, a.precision, name, f"{a.size_mb:.1f}", cls, patch, *logits, *kept, *seconds,
                      STATUS[a.status]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:

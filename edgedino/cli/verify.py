@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from edgedino.atomic import check_output
 from edgedino.cli.common import add_command
 from edgedino.flags import add_flag
@@ -45,10 +43,9 @@ def run(args) -> int:
     if args.json:
         check_output(args.json, inputs=[args.artifact, args.weights, args.head, args.source])
     report = verify_existing(args.artifact, args.source, args.weights, args.head)
-    print_table(report)
+    print_table(report, export_times=False)
     if args.json:
-        from edgedino.atomic import atomic_path
+        from edgedino.schemas import write_json
 
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        write_json(args.json, "verify", report.to_dict())
     return 0 if report.artifacts[0].status == "ok" else 1

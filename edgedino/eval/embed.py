@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +24,17 @@ def _square(rgb: np.ndarray, size: int) -> np.ndarray:
                       cv2.INTER_CUBIC)
 
 
-def embed(model, files: list[Path], imgsz: int, batch: int = 32) -> Embeddings:
-    """Features of image files resized to imgsz x imgsz; `model` is a Runtime or a torch Backbone."""
+def embed(model, files: list[Path], imgsz: int, batch: int = 32,
+          done: Callable[[int], None] = lambda n: None) -> Embeddings:
+    """Features of image files resized to imgsz x imgsz; `model` is a Runtime or a torch Backbone. `done(n)` is
+    called after each batch with the number of files embedded so far (for a progress line)."""
     cls, mean = [], []
     for i in range(0, len(files), batch):
         frames = [_square(read_image(f), imgsz) for f in files[i:i + batch]]
         c, p = _run(model, frames, imgsz)
         cls.append(c)
         mean.append(p.reshape(p.shape[0], -1, p.shape[-1]).mean(1))
+        done(i + len(frames))
     return Embeddings(np.concatenate(cls).astype(np.float32), np.concatenate(mean).astype(np.float32))
 
 

@@ -13,6 +13,7 @@ from edgedino.digest import regular_file, weights_sha256
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import GUARDED, ExportSpec
 from edgedino.license import weights_notice
+from edgedino.schemas import stamp
 from edgedino.version import __version__
 
 
@@ -25,7 +26,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
     h, w = spec.imgsz
     batch = -1 if spec.dynamic else spec.batch
     shapes = module.output_shapes(batch)
-    return {
+    return stamp("artifact-metadata", {
         "model": backbone.cfg.name,
         "architecture": backbone.cfg.describe(),
         "weights": Path(weights).name if weights else None,
@@ -46,7 +47,7 @@ def build_metadata(module: ExportModule, spec: ExportSpec, head_file: str | Path
         "versions": {"edgedino": __version__, "torch": torch.__version__.split("+")[0]},
         "created": datetime.date.today().isoformat(),
         "license": weights_notice(weights),
-    }
+    })
 
 
 def _head_record(module: ExportModule, head_file: str | Path | None) -> dict:

@@ -72,15 +72,18 @@ class RunStats:
 
 
 class Outputs:
-    """The --save video (opened at the first frame's size) and the --json lines, each renamed into place at the end."""
+    """The --save video (opened at the first frame's size) and the --json lines, each renamed into place at the end;
+    each line carries the schema_version of `schema` (an output named in edgedino.schemas; None for an app with no
+    --json)."""
 
-    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float, inputs: tuple = ()):
+    def __init__(self, stack: ExitStack, save: str | None, jsonl: str | None, fps: float, schema: str | None,
+                 inputs: tuple = ()):
         from edgedino.atomic import atomic_path, check_output
 
         for path in (save, jsonl):
             if path:
                 check_output(path, inputs=inputs)
-        self.stack, self.save, self.fps, self.video = stack, save, fps or 25.0, None
+        self.stack, self.save, self.fps, self.video, self.schema = stack, save, fps or 25.0, None, schema
         self.jsonl = stack.enter_context(open(stack.enter_context(atomic_path(jsonl)), "w")) if jsonl else None
 
     def write(self, bgr: np.ndarray, record: dict | None = None) -> None:
@@ -88,6 +91,7 @@ class Outputs:
         import cv2
 
         from edgedino.atomic import atomic_path
+        from edgedino.schemas import stamp
 
         if self.save and self.video is None:
             path = self.stack.enter_context(atomic_path(self.save))
@@ -98,7 +102,7 @@ class Outputs:
         if self.video is not None:
             self.video.write(bgr)
         if self.jsonl is not None and record is not None:
-            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.write(json.dumps(stamp(self.schema, record)) + "\n")
 
 
 def has_display() -> bool:
@@ -146,15 +150,17 @@ def show(window: str, bgr: np.ndarray, snapshot: str, paused: bool, keys: str = 
 Step = Callable[[Frame, float, float], tuple[np.ndarray, dict[str, float], dict | None]]
 
 
-def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step: Step) -> tuple[RunStats, int]:
-    """Read, process (`step(frame, read_ms, fps)` -> view, ms, JSON record), save and show every frame until the
-    source ends, q/Esc or --max-frames; print the summary; the stats and exit status (1: source failed mid-way)."""
+def run_frames(args: argparse.Namespace, source: FrameSource, window: str, step: Step,
+               schema: str | None = None) -> tuple[RunStats, int]:
+    """Read, process (`step(frame, read_ms, fps)` -> view, ms, JSON record of output `schema`), save and show every
+    frame until the source ends, q/Esc or --max-frames; print the summary; the stats and exit status (1: source
+    failed mid-way)."""
     if not args.headless:
         open_window(window)
     stats, paused, frames = RunStats(), False, source.frames()
     with ExitStack() as stack:
         stack.callback(frames.close)
-        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps, (args.source, args.model))
+        outputs = Outputs(stack, args.save, getattr(args, "json", None), source.fps, schema, (args.source, args.model))
         t_read = time.perf_counter()
         try:
             for frame in frames:
