@@ -222,3 +222,27 @@ def test_convnext_tiny_outliers_break_int8_and_auto_finds_the_float_layers(image
     print(f"convnext_tiny severity 3: {count} of {len(ranked)} layers float: {ranked[:count]}")
     assert 0 < count < len(ranked)
     assert min(plan.simulator(scheme).parity(ranked[count:])) >= 0.99
+
+
+def test_onnx_scheme_says_what_onnxruntime_quantizes(tmp_path):
+    """The simulation is only as good as its scheme: onnxruntime's QDQ quantizer puts every quantized Conv's and
+    MatMul's output through QuantizeLinear too, so the ONNX target's scheme must say `outputs` (it once did not, and
+    auto kept 32 of ConvNeXt-T's 58 layers float where the simulation had promised 8)."""
+    import onnx
+
+    from edgedino.export import export
+    from edgedino.export.target import get_target
+
+    result = export(targets="onnx", model="convnext_test", precisions="int8", imgsz=SIZE, int8_policy="strict",
+                    out=tmp_path, log=lambda line: None, verify_outputs=False)
+    graph = onnx.load(result.artifacts[0].path).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    layers = [n for n in graph.node if n.op_type in ("Conv", "MatMul")
+              and producer.get(n.input[0]) is not None and producer[n.input[0]].op_type == "DequantizeLinear"]
+    assert layers, "no quantized layer found"
+    quantized_out = {n.name: consumers.get(n.output[0]) == ["QuantizeLinear"] for n in layers}
+    assert all(quantized_out.values()) == get_target("onnx").int8.outputs, quantized_out

@@ -119,7 +119,7 @@ class OnnxTarget(Target):
     precisions = ("fp32", "fp16", "int8-weights", "int8")
     packages = ("onnx", "onnxscript", "onnxruntime")
     dynamic_shapes = True
-    int8 = Int8Scheme(weight_bits=7)  # reduce_range: 7-bit weights
+    int8 = Int8Scheme(outputs=True, weight_bits=7)  # QDQ quantizes each MatMul/Conv output too; reduce_range
 
     def convert(self, conversion: Conversion, path: Path) -> None:
         if conversion.spec.precision == "fp32":

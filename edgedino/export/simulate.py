@@ -3,8 +3,8 @@
 It is the one model of quantization error every target shares, cheap enough to try each layer alone: per-tensor
 8-bit activations over their calibrated range and per-output-channel symmetric 8-bit weights (int8), or a
 16-entry k-means table per weight tensor (palettize4). A target's Int8Scheme says what differs: whether the
-layer's output is 8-bit too (TFLite, Core ML), whether activations are symmetric (Core ML), 7-bit weights (ONNX,
-OpenVINO), and whether the converter folds the LayerNorm before a layer into its weights (TFLite: the layer then
+layer's output is 8-bit too (TFLite, Core ML, ONNX), whether activations are symmetric (Core ML), 7-bit weights
+(ONNX, OpenVINO), and whether the converter folds the LayerNorm before a layer into its weights (TFLite: the layer then
 sees the bare normalised input n = (y - b) / g and weights W * g). Other details (ONNX and OpenVINO also quantize
 attention's matmuls) are not simulated: the artifact's own parity decides.
 """

@@ -44,7 +44,7 @@ class Conversion:
 class Int8Scheme:
     """How a target's int8 treats a linear or convolution layer, as far as its accuracy goes."""
 
-    outputs: bool = False  # the layer's output is int8 too (TFLite, Core ML), not only its input
+    outputs: bool = False  # the layer's output is int8 too (TFLite, Core ML, ONNX QDQ), not only its input
     symmetric: bool = False  # activations symmetric around 0 (Core ML); else asymmetric, with a zero point
     depthwise: bool = True  # depthwise convolutions are quantized (TFLite keeps them float)
     weight_bits: int = 8  # 7 where the target reduces the range for CPUs without VNNI (ONNX, OpenVINO)
