@@ -170,3 +170,25 @@ def test_default_protocol_is_edgedinos_and_unknown_ones_are_refused():
     assert TrackParams().protocol == "edgedino"
     with pytest.raises(EdgeDinoError, match="unknown tracking protocol 'davis'.*edgedino, dinov3"):
         TrackParams(protocol="davis")
+
+
+def test_benchmark_tracking_reports_each_protocol_on_the_same_sequences(runtime, tmp_path, capsys):
+    import json
+
+    from edgedino.cli import main
+    from edgedino.track.synth import write_dataset
+
+    data, out = tmp_path / "data", tmp_path / "t.json"
+    write_dataset(data, 1, SynthConfig(frames=5, objects=2, seed=4))
+    assert main(["benchmark", "tracking", "--data", str(data), "--model", str(runtime.path), "--short-side",
+                 str(SHORT_SIDE), "--protocol", "edgedino,dinov3", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = report["methods"]
+    assert [r["protocol"] for r in rows] == ["edgedino", "dinov3"] and report["protocols"] == ["edgedino", "dinov3"]
+    assert [s["name"] for s in rows[0]["sequences"]] == [s["name"] for s in rows[1]["sequences"]] == ["synth00"]
+    assert all(0 <= r["JF_mean"] <= 1 and r["fps"] > 0 for r in rows)
+    table = capsys.readouterr().out.splitlines()
+    assert "protocol" in table[4] and [line.split()[1] for line in table[5:7]] == ["edgedino", "dinov3"]
+    assert main(["benchmark", "tracking", "--data", str(data), "--model", str(runtime.path), "--protocol",
+                 "edgedino,davis"]) == 2
+    assert "--protocol davis: unknown (known: edgedino, dinov3)" in capsys.readouterr().err
