@@ -1,7 +1,9 @@
 """DINOv3's tracking protocol, as its segmentation_tracking notebook does it (the protocol of the paper's Table 14),
 in numpy: a circular neighbourhood, the first mask as one-hot labels sampled nearest-exact, every key tied with the
 k-th similarity kept, and the propagated probabilities upsampled nearest and min-max normalised per object before
-the argmax. Torch-free; edgedino's faster variants are in propagate.py."""
+the argmax. Torch-free; edgedino's faster variants are in propagate.py. What stays the runtime's: frames are resized
+with OpenCV (area when shrinking, bilinear when enlarging; sides rounded to the stride) where the notebook uses PIL's
+antialiased bicubic with sides rounded up, and the features are the artifact's (fp32 for the paper's numbers)."""
 
 from __future__ import annotations
 
