@@ -15,7 +15,7 @@ from edgedino.track import Tracker, TrackParams
 from edgedino.track.notebook import circle_penalty, nearest_min_max, one_hot_labels, propagate_ties
 from edgedino.track.synth import SynthConfig, make_sequence
 
-SHORT_SIDE = 448  # 240x320 frames -> a 28x37 patch grid: a radius-12 circle and square differ, neither covers it
+SHORT_SIDE = 320  # 240x320 frames -> a 20x27 patch grid: a radius-12 circle and square differ, neither covers it
 
 
 # The port: torch, grid tensors (h, w, ...) as the notebook keeps them, object ids used directly as label indices.
@@ -91,7 +91,7 @@ def test_dinov3_protocol_equals_the_notebook_port_mask_for_mask(runtime, sequenc
     tracker.start(frames[0], mask)
     ours = [tracker.step(f) for f in frames[1:]]
     feats = [unit(runtime.features(f, SHORT_SIDE).patch_tokens[0]) for f in frames]
-    assert feats[0].shape[:2] == (28, 37)
+    assert feats[0].shape[:2] == (20, 27)
     port = port_track(feats, mask)
     for i, (result, (pred, planes)) in enumerate(zip(ours, port, strict=True), 1):
         assert np.array_equal(result.labels, pred.numpy().astype(np.uint8)), f"frame {i}"
