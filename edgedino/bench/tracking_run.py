@@ -149,8 +149,7 @@ def run(setup: TrackingSetup, log=print) -> dict:
     return {"data": setup.data, "sequences": primary["sequences"],
             **{k: primary[k] for k in ("J_mean", "F_mean", "JF_mean", "box_iou_mean", "fps", "ms")},
             "methods": entries, "baselines": baselines,
-            "params": {k: v for k, v in asdict(TrackParams()).items() if k != "protocol"},
-            "protocols": setup.protocols,
+            "params": {k: v for k, v in asdict(TrackParams()).items() if k != "protocol"},  # protocol: per method
             "threads": setup.threads, "weights": _weights_note(setup),
             "machine": describe(), "load_average": {"start": load_before, "end": load_average()},
             "versions": versions()}
