@@ -33,6 +33,8 @@ FLAGS = {f.name: f for f in (
     Flag("--precision", "precision(s) of the exported artifacts"),
     Flag("--imgsz", "the model's input size in pixels, N or HxW"),
     Flag("--short-side", "the short side frames are resized to before the backbone"),
+    Flag("--protocol", "the tracking protocol: edgedino (default, faster) or dinov3 (DINOv3's notebook op for op, "
+                       "the one its paper's J&F is measured with)"),
     Flag("--source", "the frames or images to run on", deprecated=("--images",)),
     Flag("--data", "the dataset to train or evaluate on"),
     Flag("--calib", "images for int8 calibration and parity: a folder or a video"),

@@ -277,6 +277,7 @@ def test_schema_enums_follow_the_tables_they_copy():
     from edgedino.export.spec import INPUT_FORMATS, INT8_POLICIES, PRECISIONS
     from edgedino.runtime.formats import FORMATS
     from edgedino.runtime.task_head import TASKS
+    from edgedino.track.protocol import PROTOCOLS
 
     export, meta, bench = load_schema("export"), load_schema("artifact-metadata"), load_schema("benchmark")
     assert export["$defs"]["artifact"]["properties"]["target"]["enum"] == list(FORMATS)
@@ -288,4 +289,6 @@ def test_schema_enums_follow_the_tables_they_copy():
     assert export["properties"]["input_format"]["enum"] == meta["properties"]["input"]["properties"]["dtype"]["enum"] \
         == list(INPUT_FORMATS)
     assert export["properties"]["int8_policy"]["enum"] == list(INT8_POLICIES)
+    tracking = load_schema("benchmark-tracking")
+    assert tracking["$defs"]["method"]["properties"]["protocol"]["enum"] == list(PROTOCOLS)
     assert meta["properties"]["head"]["properties"]["task"]["enum"] == list(TASKS)

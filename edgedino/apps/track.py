@@ -158,12 +158,12 @@ def run(args: argparse.Namespace) -> int:
     from edgedino.runtime import load
     from edgedino.runtime.app import Outputs, RunStats, open_window, show
     from edgedino.runtime.source import FrameSource
-    from edgedino.track import Tracker
+    from edgedino.track import Tracker, TrackParams
     from edgedino.track.draw import draw_tracks
 
     if args.box and args.mask:
         raise EdgeDinoError("give --box or --mask, not both")
-    tracker = Tracker(load(args.model, args.threads), short_side=args.short_side)
+    tracker = Tracker(load(args.model, args.threads), TrackParams(protocol=args.protocol), short_side=args.short_side)
     note = RANDOM_WEIGHTS if tracker.runtime.random_weights else None
     source = FrameSource(args.source, timeout=args.timeout, retries=args.retries)
     frames = source.frames()
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edgedino.argtypes import at_least
     from edgedino.flags import add_flag
     from edgedino.runtime.app import add_run_args, app_parser
+    from edgedino.track.protocol import PROTOCOLS
 
     p = app_parser("edgedino-track", __doc__.split("\n\n")[0], EXAMPLES, "an exported artifact (.onnx, .xml, .tflite, "
                    ".mlpackage on macOS), or a .pth checkpoint when PyTorch is installed")
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "--short-side", "default: the artifact's export size (fixed-size artifacts), else 224: there "
              "ViT-S/16 int8 (OpenVINO, 2 threads) takes 11 ms a frame on a 2-core Xeon, 60 ms at 448 "
              "(benchmarks/results/intel-xeon-2c)", type=at_least(1))
+    add_flag(p, "--protocol", "dinov3 costs more per frame", default="edgedino", choices=list(PROTOCOLS))
     add_run_args(p, "the annotated video (mp4v)", "objects "
                  "[{id, box [x,y,w,h], area, confidence, lost}]", "needs --box or --mask")
     return p

@@ -6,11 +6,14 @@ from edgedino.atomic import atomic_path
 from edgedino.bench.load import load_line, warning_lines
 from edgedino.schemas import write_json
 
-HEADER = ("method", "input", "J", "F", "J&F", "box IoU", "FPS", "decode", "prep", "backbone", "propagate", "draw")
+HEADER = ("method", "protocol", "input", "J", "F", "J&F", "box IoU", "FPS", "decode", "prep", "backbone", "propagate",
+          "draw")
 LEGEND = ("J: region IoU, F: boundary F-measure (DAVIS definitions), means over all objects of all sequences; "
           "box IoU: the method's box (the mask's box for mask methods) against the annotated mask's box; FPS: end "
           "to end (decode, preprocess, backbone, propagate, draw); stage columns: mean ms per frame. CSRT and KCF "
-          "give boxes only, so they have box IoU and no J/F; no-motion copies the first mask to every frame.")
+          "give boxes only, so they have box IoU and no J/F; no-motion copies the first mask to every frame. "
+          "protocol: edgedino (ours, faster) or dinov3 (DINOv3's notebook op for op); only dinov3 at short side "
+          "960 on DAVIS-2017 val with official weights compares with the paper's Table 14.")
 
 
 def _cells(entry: dict) -> tuple[str, ...]:
@@ -19,8 +22,8 @@ def _cells(entry: dict) -> tuple[str, ...]:
 
     ms = entry.get("ms") or {}
     size = "x".join(str(v) for v in entry["input_hw"]) if entry.get("input_hw") else "-"
-    return (entry["method"], size, f(entry["J_mean"]), f(entry["F_mean"]), f(entry["JF_mean"]),
-            f(entry["box_iou_mean"]), f(entry["fps"], ".1f"),
+    return (entry["method"], entry.get("protocol", "-"), size, f(entry["J_mean"]), f(entry["F_mean"]),
+            f(entry["JF_mean"]), f(entry["box_iou_mean"]), f(entry["fps"], ".1f"),
             *(f(ms.get(k), ".1f") for k in ("decode", "preprocess", "backbone", "propagate", "draw")))
 
 
@@ -41,7 +44,7 @@ def table(report: dict) -> str:
     rows = [HEADER] + _rows(report)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = header_lines(report) + [""]
-    lines += ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+    lines += ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
               for r in rows]
     return "\n".join(lines + ["", LEGEND] + warning_lines(report))
 

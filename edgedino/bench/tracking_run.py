@@ -27,6 +27,7 @@ class TrackingSetup:
     threads: int = 2
     calib: str | None = None
     baselines: bool = True
+    protocols: list[str] = field(default_factory=lambda: ["edgedino"])  # keys of edgedino.track.protocol.PROTOCOLS
 
 
 def resolve_data(data: str, log) -> Path:
@@ -100,20 +101,20 @@ def jobs(setup: TrackingSetup) -> list[tuple[str, str | None, str | None, int | 
     return out
 
 
-def evaluate(runtime, label: str, side: int | None, sequences, setup: TrackingSetup, log) -> dict:
-    """The label-propagation tracker on every sequence with one runtime."""
-    from edgedino.track import Tracker
+def evaluate(runtime, label: str, side: int | None, protocol: str, sequences, setup: TrackingSetup, log) -> dict:
+    """The label-propagation tracker following one protocol on every sequence with one runtime."""
+    from edgedino.track import Tracker, TrackParams
 
     frame_hw = sequences[0].frame(0).shape[:2]
-    tracker = Tracker(runtime, short_side=side)
+    tracker = Tracker(runtime, TrackParams(protocol=protocol), short_side=side)
     scores = []
     for seq in sequences:
         scores.append(run_tracker(seq, tracker))
-        log(f"  {seq.name}: J {scores[-1].J:.3f} F {scores[-1].F:.3f} {scores[-1].fps:.1f} FPS")
+        log(f"  {protocol} {seq.name}: J {scores[-1].J:.3f} F {scores[-1].F:.3f} {scores[-1].fps:.1f} FPS")
     meta = runtime.metadata
     return _entry(label, "label propagation", scores, {
-        "artifact": str(runtime.path), "target": meta.get("target"), "precision": meta.get("precision"),
-        "random_weights": runtime.random_weights, "short_side": side,
+        "protocol": protocol, "artifact": str(runtime.path), "target": meta.get("target"),
+        "precision": meta.get("precision"), "random_weights": runtime.random_weights, "short_side": side,
         "input_hw": list(runtime.input_hw(frame_hw, side)), "threads": setup.threads})
 
 
@@ -141,7 +142,7 @@ def run(setup: TrackingSetup, log=print) -> dict:
     for model, target, precision, side in jobs(setup):
         log(f"{model} {target or ''} {precision or ''} short side {side or 'as exported'}")
         runtime, label = open_runtime(model, setup, target, precision, side, hw, log)
-        entries.append(evaluate(runtime, label, side, sequences, setup, log))
+        entries += [evaluate(runtime, label, side, protocol, sequences, setup, log) for protocol in setup.protocols]
     baselines = []
     if setup.baselines:
         log("baselines: no-motion, " + ", ".join(BOX_TRACKERS))
@@ -152,7 +153,8 @@ def run(setup: TrackingSetup, log=print) -> dict:
     machine, load = describe(), {"start": load_before, "end": load_average()}
     return {"data": setup.data, "sequences": primary["sequences"],
             **{k: primary[k] for k in ("J_mean", "F_mean", "JF_mean", "box_iou_mean", "fps", "ms")},
-            "methods": entries, "baselines": baselines, "params": asdict(TrackParams()),
+            "methods": entries, "baselines": baselines,
+            "params": {k: v for k, v in asdict(TrackParams()).items() if k != "protocol"},  # protocol: per method
             "threads": setup.threads, "weights": _weights_note(setup),
             "machine": machine, "load_average": load,
             "warnings": busy_warnings(load, machine["cpu"]["cores"], setup.threads, {}), "versions": versions()}

@@ -38,6 +38,7 @@ def register(sub) -> None:
             edgedino benchmark latency --model convnext_tiny --imgsz 224,448 --threads 1,2 --iters 50
             edgedino benchmark tracking --data synth:4 --model vits16 --target openvino --precision int8
             edgedino benchmark tracking --data DAVIS --model vits16_int8.xml --short-side 448 --json t.json
+            edgedino benchmark tracking --data DAVIS --model vits16 --weights w.pth --short-side 960 --protocol dinov3
         """,
     )
     p.add_argument("kind", nargs="?", default="latency", choices=["latency", "tracking"],
@@ -47,6 +48,10 @@ def register(sub) -> None:
                    "Annotations/480p/<seq>/*.png), or synth:N for N generated sequences")
     add_flag(p, "--short-side", "tracking: comma-separated (default: an "
                    "artifact's own size; 224 for presets, exported at the frames' aspect ratio)")
+    add_flag(p, "--protocol", "tracking: comma-separated, one row each on the same sequences (default edgedino). "
+             "The J&F of DINOv3's paper (Table 14, DAVIS-2017 val at short side 960: ViT-S/16 72.7, ViT-S+/16 75.5, "
+             "ViT-B/16 77.2) compares only with --protocol dinov3 --short-side 960 on the real DAVIS-2017 val "
+             "folder with the official weights")
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
     add_flag(p, "--model", "comma-separated presets (default vits16); tracking also takes artifact files")
     add_flag(p, "--weights", "default: seeded random weights")
@@ -99,6 +104,7 @@ def run_tracking(args) -> int:
     from edgedino.bench.tracking_report import table, write
     from edgedino.bench.tracking_run import TrackingSetup, run
     from edgedino.errors import EdgeDinoError
+    from edgedino.track.protocol import PROTOCOLS
 
     if not args.data or not args.model:
         raise EdgeDinoError("benchmark tracking needs --data (a DAVIS folder or synth:N) and --model "
@@ -107,7 +113,11 @@ def run_tracking(args) -> int:
         sides = _list(args.short_side, int)
     except ValueError:
         raise EdgeDinoError(f"--short-side {args.short_side!r}: give whole numbers, e.g. 224 or 224,448") from None
-    setup = TrackingSetup(data=args.data, models=_list(args.model), weights=args.weights,
+    protocols = _list(args.protocol) or ["edgedino"]
+    unknown = [name for name in protocols if name not in PROTOCOLS]
+    if unknown:
+        raise EdgeDinoError(f"--protocol {','.join(unknown)}: unknown (known: {', '.join(PROTOCOLS)})")
+    setup = TrackingSetup(data=args.data, models=_list(args.model), weights=args.weights, protocols=protocols,
                           targets=_list(args.target) or ["openvino"], precisions=_list(args.precision) or ["int8"],
                           short_sides=sides, threads=(_list(args.threads, int) or [2])[0],
                           calib=args.calib)

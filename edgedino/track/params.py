@@ -12,18 +12,24 @@ class TrackParams:
     """Label propagation settings. context, radius and topk are the defaults of DINO's video segmentation
     evaluation (Caron et al. 2021, eval_video_segmentation.py: n_last_frames=7, size_mask_neighborhood=12,
     topk=5), the protocol DINOv3 reuses; temperature 0.2 is the softmax temperature of the DINOv3 tracking
-    protocol. lost_confidence and lost_area are edgedino's own choices for the demo's "lost" state."""
+    protocol. protocol names how they are applied (edgedino.track.protocol): "edgedino", ours and faster, or
+    "dinov3", DINOv3's notebook op for op. lost_confidence and lost_area are edgedino's own choices for the demo's
+    "lost" state."""
 
     context: int = 7  # last N frames kept besides the first frame
-    radius: int = 12  # neighbourhood radius in patches (a square window, as DINO's restrict_neighborhood)
+    radius: int = 12  # neighbourhood radius in patches (a square for "edgedino", a circle for "dinov3")
     topk: int = 5  # keys each patch takes its label from
     temperature: float = 0.2  # softmax temperature over the top-k cosine similarities
     lost_confidence: float = 0.6  # below this mean confidence an object is "lost"
     lost_area: float = 0.1  # area below this fraction of the first-frame area -> "lost"
+    protocol: str = "edgedino"  # a key of edgedino.track.protocol.PROTOCOLS
 
     def __post_init__(self) -> None:
         from edgedino.errors import EdgeDinoError
+        from edgedino.track.protocol import PROTOCOLS
 
+        if self.protocol not in PROTOCOLS:
+            raise EdgeDinoError(f"unknown tracking protocol {self.protocol!r} (known: {', '.join(PROTOCOLS)})")
         if self.context < 0 or self.radius < 1 or self.topk < 1 or self.temperature <= 0:
             raise EdgeDinoError(f"bad tracking parameters: {self} (need context >= 0, radius >= 1, topk >= 1, "
                                 "temperature > 0)")

@@ -10,7 +10,7 @@ from edgedino.errors import EdgeDinoError
 from edgedino.runtime import Runtime
 from edgedino.track.objects import summarize
 from edgedino.track.params import TrackParams, TrackResult
-from edgedino.track.propagate import grid_to_frame, mask_to_grid, neighbourhood_penalty, propagate
+from edgedino.track.protocol import PROTOCOLS
 
 
 class Tracker:
@@ -20,6 +20,7 @@ class Tracker:
         self.runtime = runtime
         self.params = params or TrackParams()
         self.short_side = short_side
+        self.protocol = PROTOCOLS[self.params.protocol]
         self.ids: list[int] = []
         self._keys: np.ndarray | None = None  # (1 + context, N, D): slot 0 the first frame, then a ring
         self._labels: np.ndarray | None = None  # (1 + context, N, L) soft labels of those frames
@@ -50,12 +51,12 @@ class Tracker:
         self.ids, self._grid, self._frame_hw = ids, grid, frame.shape[:2]
         self._lut = np.zeros(256, np.uint8)  # label index -> object id
         self._lut[1:1 + len(ids)] = ids
-        self._penalty = neighbourhood_penalty(grid, self.params.radius)
+        self._penalty = self.protocol.neighbourhood(grid, self.params.radius)
         n, slots = grid[0] * grid[1], 1 + self.params.context
         self._keys = np.zeros((slots, n, feats.shape[2]), np.float32)
         self._labels = np.zeros((slots, n, 1 + len(ids)), np.float32)
         self._keys[0] = feats.reshape(n, -1)
-        self._labels[0] = mask_to_grid(mask, ids, grid).reshape(n, -1)
+        self._labels[0] = self.protocol.first_labels(mask, ids, grid).reshape(n, -1)
         self._filled, self._next = 1, 1
         labels = np.where(np.isin(mask, ids), mask, 0).astype(np.uint8)
         self._first_area = {i: int((labels == i).sum()) for i in ids}
@@ -75,10 +76,10 @@ class Tracker:
         t0 = time.perf_counter()
         n = self._keys.shape[1]
         query = feats.reshape(n, -1)
-        probs = propagate(query, self._keys[:self._filled], self._labels[:self._filled], self._penalty,
-                          self.params.topk, self.params.temperature)
+        probs = self.protocol.propagate(query, self._keys[:self._filled], self._labels[:self._filled], self._penalty,
+                                        self.params.topk, self.params.temperature)
         self._remember(query, probs)
-        index, confidence = grid_to_frame(probs.reshape(*self._grid, -1), self._frame_hw)
+        index, confidence = self.protocol.to_frame(probs.reshape(*self._grid, -1), self._frame_hw)
         labels = cv2.LUT(index, self._lut)
         objects = summarize(labels, confidence, self.ids, self._first_area, self.params)
         return TrackResult(labels, objects, {**ms, "propagate": (time.perf_counter() - t0) * 1e3})
