@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,9 @@ def test_unknown_flag_shows_the_commands_usage(argv, usage):
 def test_short_version_flag():
     run = subprocess.run([sys.executable, "-m", "edgedino", "-V"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("edgedino ")
+
+
+def test_the_readme_shows_the_flag_table_as_it_is():
+    """The README's flag table is `markdown_table()` verbatim: a flag added to the table shows up for users."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert markdown_table().strip() in readme
