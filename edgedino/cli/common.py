@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from edgedino.flags import add_flag
+from edgedino.flags import add_flag, check_given
 from edgedino.license import RANDOM_NOTICE
 
 
@@ -32,6 +32,7 @@ class ModelOrFile(argparse.Action):
     """--model takes a preset name or a model file; a file goes where --weights would put it."""
 
     def __call__(self, parser, namespace, value, option_string=None):
+        check_given(self, parser, namespace, value, option_string)
         if not is_model_file(value):
             namespace.model = value
         elif getattr(namespace, "weights", None):
