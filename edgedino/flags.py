@@ -74,7 +74,7 @@ def check_given(action: argparse.Action, parser: argparse.ArgumentParser, namesp
                 option_string: str | None) -> None:
     """A one-value flag's value as the user gave it: an empty one, or the flag given again (under any of its
     spellings) with another value, is a usage error, never a silent default or "the last one wins"."""
-    name = option_string or action.metavar or action.dest
+    name = option_string or f"argument {action.metavar or action.dest}"
     if isinstance(value, str) and not value.strip():
         parser.error(f"{name} is empty: give it a value")
     given = namespace.__dict__.setdefault("_given", {})
