@@ -1,6 +1,8 @@
 """The command line's vocabulary: one meaning per flag name across every command and app, the spellings each flag
 also takes (Ultralytics' `format`; old names kept for one release with a note), and the `key=value` form. Every
-command adds its shared flags through `add_flag`, so the table below is what the parsers (and the README) say."""
+command adds its shared flags through `add_flag`, so the table below is what the parsers (and the README) say. A
+setting given twice with different values (under two spellings, or as a flag and a key=value) or given empty is a
+usage error (StoreOnce)."""
 
 from __future__ import annotations
 
@@ -71,14 +73,15 @@ TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
 def check_given(action: argparse.Action, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value,
-                option_string: str | None) -> None:
+                option_string: str | None, dest: str | None = None) -> None:
     """A one-value flag's value as the user gave it: an empty one, or the flag given again (under any of its
-    spellings) with another value, is a usage error, never a silent default or "the last one wins"."""
+    spellings) with another value, is a usage error, never a silent default or "the last one wins". `dest`: the
+    setting it fills when that is not the flag's own (a model file in --model is --weights)."""
     name = option_string or f"argument {action.metavar or action.dest}"
     if isinstance(value, str) and not value.strip():
         parser.error(f"{name} is empty: give it a value")
     given = namespace.__dict__.setdefault("_given", {})
-    first_name, first = given.setdefault(action.dest, (name, value))
+    first_name, first = given.setdefault(dest or action.dest, (name, value))
     if first != value:
         parser.error(f"{first_name} {first} and {name} {value}: the same setting twice with different values; "
                      "give it once")
@@ -93,7 +96,8 @@ class StoreOnce(argparse._StoreAction):
 
 
 def store_once(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make every one-value flag of `parser` and its subcommands a StoreOnce (flags that take a list stay)."""
+    """Make every store flag of `parser` and its subcommands a StoreOnce (repeatable ones such as --box append, and
+    stay repeatable)."""
     for action in parser._actions:
         if type(action) is argparse._StoreAction:
             action.__class__ = StoreOnce

@@ -85,12 +85,16 @@ CASES = [
     # --model and --weights
     Case("--model misspelled", ["info", "--model", "vit_tset"], message="unknown model 'vit_tset'; did you mean "
                                                                         "'vit_test'\\?"),
+    Case("--model a preset name that is also a folder here", ["info", "--model", "vit_test"], folder("vit_test"),
+         message="--model vit_test is both a preset and a file here: give ./vit_test for the file"),
     Case("--model a text file", ["info", "--model", "{dir}/notes.pth"], write("notes.pth", "not weights\n"),
          message="notes.pth is not a PyTorch checkpoint \\(neither a zip archive nor a pickle\\)"),
     Case("--model an artifact with a space and é in its name", ["info", "--model", "{dir}/mod èle.onnx"],
          put("onnx", "mod èle.onnx"), code=0, message="mod èle.onnx \\(onnx"),
     Case("--model file and --weights file", ["info", "--weights", "{dir}/a.pt", "--model", "{dir}/b.pt"],
          message="give the model file once"),
+    Case("--model file, then --weights file", ["info", "--model", "{dir}/a.pt", "--weights", "{dir}/b.pt"],
+         message=f"--model .*a.pt and --weights .*b.pt: {TWICE}"),
     Case("--weights empty", ["info", "--weights", ""], message="--weights is empty"),
     Case("--weights an empty folder", ["info", "--weights", "{dir}/empty"], folder("empty"),
          message="empty has no model.safetensors"),
