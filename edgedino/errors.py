@@ -61,6 +61,14 @@ def sticky_interrupt():
         raise KeyboardInterrupt
 
 
+def did_you_mean(name: str, known) -> str:
+    """"; did you mean 'x'?" for the known name closest to a mistyped one, or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
 class CheckpointError(EdgeDinoError, ValueError):
     """Weights that cannot be read or do not fit the model."""
 

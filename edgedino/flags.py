@@ -1,6 +1,8 @@
 """The command line's vocabulary: one meaning per flag name across every command and app, the spellings each flag
 also takes (Ultralytics' `format`; old names kept for one release with a note), and the `key=value` form. Every
-command adds its shared flags through `add_flag`, so the table below is what the parsers (and the README) say."""
+command adds its shared flags through `add_flag`, so the table below is what the parsers (and the README) say. A
+setting given twice with different values (under two spellings, or as a flag and a key=value) or given empty is a
+usage error (StoreOnce)."""
 
 from __future__ import annotations
 
@@ -70,6 +72,44 @@ def add_flag(p, name: str, detail: str = "", old: tuple[str, ...] = (), **kwargs
     return action
 
 
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def check_given(action: argparse.Action, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value,
+                option_string: str | None, dest: str | None = None) -> None:
+    """A one-value flag's value as the user gave it: an empty one, or the flag given again (under any of its
+    spellings) with another value, is a usage error, never a silent default or "the last one wins". `dest`: the
+    setting it fills when that is not the flag's own (a model file in --model is --weights)."""
+    name = option_string or f"argument {action.metavar or action.dest}"
+    if isinstance(value, str) and not value.strip():
+        parser.error(f"{name} is empty: give it a value")
+    given = namespace.__dict__.setdefault("_given", {})
+    first_name, first = given.setdefault(dest or action.dest, (name, value))
+    if first != value:
+        parser.error(f"{first_name} {first} and {name} {value}: the same setting twice with different values; "
+                     "give it once")
+
+
+class StoreOnce(argparse._StoreAction):
+    """argparse's store, checked by check_given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        check_given(self, parser, namespace, values, option_string)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def store_once(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make every store flag of `parser` and its subcommands a StoreOnce (repeatable ones such as --box append, and
+    stay repeatable)."""
+    for action in parser._actions:
+        if type(action) is argparse._StoreAction:
+            action.__class__ = StoreOnce
+        elif isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                store_once(sub)
+    return parser
+
+
 def warn_deprecated(parser: argparse.ArgumentParser, argv: list[str], prog: str) -> None:
     """A one-line note on stderr for each old spelling used."""
     options = parser._option_string_actions
@@ -103,10 +143,13 @@ def expand_key_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[
             continue
         key, value = m[1], m[2]
         flag = "--" + key.replace("_", "-")
+        switch = key in SWITCHES or (flag in options and options[flag].nargs == 0)
+        if switch and value.lower() not in TRUE + FALSE:
+            subparser_for(parser, argv).error(f"{token}: {key} is a switch: give {key}=True or {key}=False")
         if key in SWITCHES:
-            out += list(SWITCHES[key]) if value.lower() in ("true", "1", "yes") else []
-        elif flag in options and options[flag].nargs == 0:
-            out += [flag] if value.lower() in ("true", "1", "yes") else []
+            out += list(SWITCHES[key]) if value.lower() in TRUE else []
+        elif switch:
+            out += [flag] if value.lower() in TRUE else []
         elif flag in options:
             out += [flag, value]
         else:

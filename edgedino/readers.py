@@ -17,6 +17,13 @@ from edgedino.errors import CheckpointError
 def torch_load(path: Path):
     """torch.load with weights_only=True; any failure is a CheckpointError naming the file."""
     try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror}") from None
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive (a pickle before PyTorch 1.6)
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(

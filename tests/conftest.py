@@ -59,3 +59,18 @@ def official_state():
         return sd
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """vit_test (seeded) exported once per session as a 64x64 fp32 ONNX file (not verified: tests that need parity
+    export their own), for tests that only need a real artifact to hand to a command."""
+    from edgedino import create_model, save_backbone
+    from edgedino.export import export
+
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    save_backbone(create_model("vit_test").reset_parameters(seed=1), out / "w.pt", "edgedino")
+    result = export(targets=["onnx"], weights=str(out / "w.pt"), imgsz=64, out=out, verify_outputs=False,
+                    log=lambda line: None)
+    assert result.ok and result.artifacts[0].path, [(a.target, a.message) for a in result.artifacts]
+    return Path(result.artifacts[0].path)

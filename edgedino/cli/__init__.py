@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from edgedino.errors import EdgeDinoError
+from edgedino.flags import store_once
 from edgedino.version import __version__
 
 COMMANDS = ("models", "info", "features", "export", "verify", "compare", "embed", "benchmark", "head", "pretrain",
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"edgedino.cli.{name}").register(sub)
-    return parser
+    return store_once(parser)
 
 
 # The extra that installs what each command imports beyond the runtime (torch, onnx, matplotlib, ...).

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
-from edgedino.flags import add_flag, is_model_file
+from edgedino.flags import MODEL_FILE_SUFFIXES, add_flag, check_given, is_model_file
 from edgedino.license import RANDOM_NOTICE
 
 
@@ -23,11 +24,18 @@ class ModelOrFile(argparse.Action):
     """--model takes a preset name or a model file; a file goes where --weights would put it."""
 
     def __call__(self, parser, namespace, value, option_string=None):
+        if value == Path(value).name and not value.endswith(MODEL_FILE_SUFFIXES) and Path(value).exists():
+            from edgedino.models import list_models  # PyTorch: only for a name that is also a file here
+
+            if value in list_models(True):
+                parser.error(f"--model {value} is both a preset and a file here: give ./{value} for the file")
         if not is_model_file(value):
+            check_given(self, parser, namespace, value, option_string)
             namespace.model = value
         elif getattr(namespace, "weights", None):
             parser.error(f"--model {value} and --weights {namespace.weights}: give the model file once")
         else:
+            check_given(self, parser, namespace, value, option_string, dest="weights")
             namespace.weights = value
 
 

@@ -4,8 +4,10 @@ anything."""
 
 from __future__ import annotations
 
+import os
 import sys
 
+from edgedino.argtypes import at_least
 from edgedino.cli.common import add_command
 from edgedino.errors import EdgeDinoError
 from edgedino.flags import add_flag
@@ -26,8 +28,9 @@ def register(sub) -> None:
     p.add_argument("a", help="the model under test: an exported artifact or a checkpoint (.pth needs PyTorch)")
     p.add_argument("b", help="the model it is compared with (the reference)")
     add_flag(p, "--source", "an image folder or video (default: the sample photos shipped with edgedino)")
-    add_flag(p, "--short-side", "for models that take any size (default: A's export size, else 224)", type=int)
-    add_flag(p, "--threads", "default: the runtime's choice", type=int)
+    add_flag(p, "--short-side", "for models that take any size (default: A's export size, else 224)",
+             type=at_least(1))
+    add_flag(p, "--threads", "default: the runtime's choice", type=at_least(1))
     add_flag(p, "--json")
     p.set_defaults(run=run)
 
@@ -53,6 +56,8 @@ def run(args) -> int:
     if args.json:
         check_output(args.json, inputs=[args.a, args.b, args.source])
     a, b = load(args.a, args.threads), load(args.b, args.threads)
+    if os.path.samefile(a.path, b.path):
+        raise EdgeDinoError(f"{args.a} and {args.b} are the same file: compare two different models")
     frames = read_frames(args.source, VERIFY_IMAGES)
     hw = shared_size(a, b, frames[0].shape[:2], args.short_side)
     reference = run_each(b, b.preprocess(frames, hw))
@@ -61,6 +66,11 @@ def run(args) -> int:
     if not shared:
         raise EdgeDinoError(f"{a.path.name} and {b.path.name} share no output ({', '.join(got)} / "
                             f"{', '.join(reference[0])})")
+    differ = [f"{n} {got[n].shape[1:]} / {reference[0][n].shape[1:]}" for n in shared
+              if got[n].shape != reference[0][n].shape]
+    if differ:
+        raise EdgeDinoError(f"{a.path.name} and {b.path.name} give outputs of other shapes ({'; '.join(differ)}): "
+                            "compare models of one architecture")
     parity = compare(a, a.preprocess(frames, hw), [{k: r[k] for k in shared} for r in reference])
     print(f"{a.path.name} ({a.kind}) against {b.path.name} ({b.kind}), {len(frames)} images at {hw[0]}x{hw[1]}")
     print(f"{'output':<14}{'cos mean':>10}{'cos min':>10}{'max |diff|':>12}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from edgedino.argtypes import at_least
 from edgedino.atomic import check_output
 from edgedino.cli.common import add_command, add_model_args
 from edgedino.errors import EdgeDinoError
@@ -57,7 +58,7 @@ def register(sub) -> None:
                    help="which layers int8 / palettize4 keep in float: auto (default) the fewest most sensitive "
                         "ones that bring cls and patch parity to the threshold; strict none, and fail below it; "
                         "report none, and print each layer's sensitivity")
-    p.add_argument("--calib-size", type=int, help="calibration images to use (default 32)")
+    p.add_argument("--calib-size", type=at_least(1), help="calibration images to use (default 32)")
     p.add_argument("--input-format", choices=INPUT_FORMATS,
                    help="float32: NCHW normalised (default); uint8: NHWC RGB 0-255 with normalisation inside")
     add_flag(p, "--batch", "static, of the artifacts (default 1)", type=int, default=1)
@@ -83,14 +84,20 @@ def settings(args) -> dict:
         value = getattr(args, key)
         if value:
             merged[key] = [v.strip() for v in value.split(",") if v.strip()]
+            if not merged[key]:
+                raise EdgeDinoError(f"--{key} {value!r} names no {key}")
     for key in ("imgsz", "calib", "calib_size", "input_format", "model", "verify_images", "int8_policy"):
         if getattr(args, key) is not None:
             merged[key] = getattr(args, key)
     for item in args.option:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise EdgeDinoError(f"--option {item!r} is not KEY=VALUE")
         merged["options"] = {**merged["options"], key: value}
+    unused = [k for k in ("calib", "calib_size", "int8_policy") if getattr(args, k) is not None]
+    if unused and not set(merged["precision"]) & set(GUARDED):
+        raise EdgeDinoError(f"--{unused[0].replace('_', '-')} is for the precisions that calibrate "
+                            f"({', '.join(GUARDED)}), and --precision is {','.join(merged['precision'])}")
     return merged
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgedino.atomic import disk_full, make_parents, remove_if_empty
-from edgedino.errors import EdgeDinoError, reraise_interrupt, sticky_interrupt
+from edgedino.errors import EdgeDinoError, did_you_mean, reraise_interrupt, sticky_interrupt
 from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
 from edgedino.export.int8_policy import guarded, plan_precision
@@ -48,9 +47,8 @@ def plan(targets: list[str], precisions: list[str], input_format: str = "float32
     """Every (target, precision) to make, checked before any work; 'all' keeps the pairs a target supports."""
     for p in precisions:
         if p not in PRECISIONS:
-            near = difflib.get_close_matches(p, PRECISIONS, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise EdgeDinoError(f"unknown precision {p!r}{hint} (precisions: {', '.join(PRECISIONS)})")
+            raise EdgeDinoError(f"unknown precision {p!r}{did_you_mean(p, PRECISIONS)} "
+                                f"(precisions: {', '.join(PRECISIONS)})")
     everything = targets == ["all"]
     names = list(all_targets()) if everything else targets
     pairs = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedino.atomic import check_output, publish
-from edgedino.errors import EdgeDinoError
+from edgedino.errors import EdgeDinoError, did_you_mean
 from edgedino.export.module import ExportModule
 from edgedino.export.spec import INPUT_FORMATS, ExportSpec
 from edgedino.runtime.formats import FORMATS, Format, format_of
@@ -181,11 +181,8 @@ def all_targets() -> dict[str, Target]:
 def get_target(name: str) -> Target:
     targets = all_targets()
     if name not in targets:
-        import difflib
-
-        near = difflib.get_close_matches(name, targets, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise EdgeDinoError(f"unknown target {name!r}{hint} (targets: {', '.join(targets)}, all)")
+        raise EdgeDinoError(f"unknown target {name!r}{did_you_mean(name, targets)} "
+                            f"(targets: {', '.join(targets)}, all)")
     return targets[name]
 
 

@@ -23,6 +23,17 @@ def is_hub_id(spec: str) -> bool:
     return bool(HUB_ID.match(spec)) and not spec.split("@")[0].endswith(NOT_PATHS)
 
 
+def not_an_id(spec: str) -> str:
+    """Why `spec`, which names no local file, is not a Hub id either ('' when it does not look like one)."""
+    repo, at, revision = spec.partition("@")
+    if spec.startswith((".", "/", "~")) or repo.count("/") != 1:
+        return ""
+    if at and not revision:
+        return f" (as a Hub id: nothing after '@': give a revision, {repo}@main, or drop the '@')"
+    return (" (as a Hub id owner/name[@revision]: only letters, digits, '-', '_' and '.' may appear, and the "
+            "owner starts with a letter or digit)")
+
+
 def page(repo: str) -> str:
     from huggingface_hub import constants
 

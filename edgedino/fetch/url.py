@@ -33,6 +33,13 @@ def is_url(spec: str) -> bool:
     return urlparse(spec).scheme in ("http", "https")
 
 
+def check_scheme(spec: str) -> None:
+    """An error for a link of a scheme that is not downloaded (ftp://, file://): never read as a local path."""
+    scheme = urlparse(spec).scheme
+    if "://" in spec and scheme:
+        raise CheckpointError(f"{spec}: {scheme}:// links are not supported: give an http(s) link or a local path")
+
+
 def cache_dir() -> Path:
     """torch.hub's checkpoints folder, from $TORCH_HOME as torch.hub reads it."""
     import torch.hub

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, replace
 
-from edgedino.errors import ConfigError
+from edgedino.errors import ConfigError, did_you_mean
 
 
 def _require(ok: bool, message: str) -> None:
@@ -176,7 +176,8 @@ def list_models(include_test: bool = False) -> list[str]:
 def get_config(name: str) -> ModelConfig:
     """The preset called `name`, or a ConfigError listing the known names."""
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models(True))}")
+        raise ConfigError(f"unknown model {name!r}{did_you_mean(name, MODELS)} ("
+                          f"known models: {', '.join(list_models(True))})")
     return MODELS[name]
 
 

@@ -19,12 +19,14 @@ from edgedino.argtypes import at_least, seconds
 from edgedino.errors import EdgeDinoError
 from edgedino.flags import add_flag
 from edgedino.runtime.source import Frame, FrameSource
+from edgedino.version import __version__
 
 
 def app_parser(prog: str, description: str, examples: str, model_help: str) -> argparse.ArgumentParser:
     """The parser with the app's description and examples, --model and --source (every app reads frames alike)."""
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=examples,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-V", "--version", action="version", version=f"{prog} (edgedino {__version__})")
     add_flag(p, "--model", model_help, required=True)
     add_flag(p, "--source", "a camera index, video file, rtsp:// or http:// URL, or image folder (default: 0, the "
              "first camera)", default="0")
@@ -187,10 +189,10 @@ def run_main(name: str, parser: argparse.ArgumentParser, run: Callable[[argparse
              argv: list[str] | None, headless_hint: str = "") -> int:
     """Parse the flags and run; a bad input (EdgeDinoError) becomes '<name>: error: ...' and exit status 2, and so
     does a window asked for where there is no display ('use --headless' and the app's `headless_hint`)."""
-    from edgedino.flags import warn_deprecated
+    from edgedino.flags import expand_key_values, store_once, warn_deprecated
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    argv = expand_key_values(parser, list(sys.argv[1:] if argv is None else argv))
+    args = store_once(parser).parse_args(argv)
     warn_deprecated(parser, argv, parser.prog)
     try:
         if not args.headless and not has_display():

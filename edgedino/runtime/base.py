@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedino.digest import regular_file
 from edgedino.errors import EdgeDinoError, reraise_interrupt
 from edgedino.runtime.features import Features
 from edgedino.runtime.formats import FORMATS, PYTORCH_RUNTIME, WEIGHTS_SUFFIXES, format_of
@@ -120,6 +121,10 @@ def is_artifact(path: str | Path) -> bool:
 def runtime_module(path: Path) -> str:
     """The module that runs this file: its format's runtime, or PyTorch for a weights file."""
     fmt = format_of(path)
+    if path.is_dir() and not (fmt and fmt.folder):
+        raise EdgeDinoError(f"{path} is a folder, not a model file (an exported artifact or a checkpoint)")
+    if path.exists() and not path.is_dir():
+        regular_file(path)  # a FIFO or a device would hang the runtime
     if fmt is None and path.suffix not in WEIGHTS_SUFFIXES:
         known = ", ".join([f.suffix for f in FORMATS.values()] + list(WEIGHTS_SUFFIXES))
         raise EdgeDinoError(f"{path}: unknown artifact type {path.suffix!r} (known: {known})")
