@@ -184,9 +184,12 @@ def _make(passes_from: int, calls: list):
     return make
 
 
-@pytest.mark.parametrize("first,passes_from,tried", [(0, 0, [0]), (2, 2, [2]), (0, 3, [0, 1, 2, 4]),
-                                                     (1, 99, [1, 2, 4, 8, 10])])
-def test_auto_starts_where_the_simulation_says_and_doubles_until_it_passes(first, passes_from, tried):
+@pytest.mark.parametrize("first,passes_from,tried", [
+    (0, 0, [0]), (2, 2, [2]), (0, 3, [0, 1, 2, 4, 3]), (1, 99, [1, 2, 4, 8, 10]),
+    (1, 5, [1, 2, 4, 8, 6, 5]),  # the doubling overshoots to 8: bisected down to 5
+    (1, 6, [1, 2, 4, 8, 6, 5, 6]),  # the last bisection try failed: the fewest that passed (6) is exported again
+])
+def test_auto_starts_where_the_simulation_says_doubles_until_it_passes_then_bisects(first, passes_from, tried):
     calls, plan = [], _Plan(policy="auto", alpha=0.5, n=10, first=first)
     result = guarded(plan, Int8Scheme(), 0.99, _make(passes_from, calls), print)
     assert [len(q.float_layers) for q in calls] == tried
@@ -194,6 +197,7 @@ def test_auto_starts_where_the_simulation_says_and_doubles_until_it_passes(first
     assert [t["float_layers"] for t in result.tries] == tried
     assert all(q.float_layers == tuple(f"l{i}" for i in range(len(q.float_layers))) for q in calls)
     assert result.status == ("ok" if passes_from <= 10 else "verify-failed")
+    assert len(calls[-1].float_layers) == min(passes_from, 10)  # what stays published: the fewest that passed
 
 
 @pytest.mark.parametrize("policy", ["strict", "report"])

@@ -4,7 +4,9 @@ For int8 the deploy form first gets SmoothQuant (edgedino.export.smooth), exact 
 from activations without channel outliers. Then, per --int8-policy:
 - auto (the default): the layers are ranked by their sensitivity; the simulation predicts how many of the most
   sensitive must stay float for cls and patch parity to clear the threshold; the artifact is exported and checked
-  in its runtime, and if it still falls short more layers stay float (doubling) until it passes or all are float.
+  in its runtime, and if it still falls short more layers stay float (doubling) until it passes or all are float;
+  then the counts between the last failure and the pass are bisected (three more exports at most) and the fewest
+  that passed is the artifact published.
   On weights without outliers the first try keeps none: the same graph as quantizing everything.
 - strict: every layer quantized; below the threshold the export fails, as every export does.
 - report: like strict, and the sensitivity table is printed.
@@ -121,30 +123,51 @@ def next_count(count: int, total: int) -> int:
     return min(total, max(count + 1, 2 * count))
 
 
+REFINE_TRIES = 3  # at most this many more exports to narrow the gap the doubling leaves
+
+
 def guarded(plan: PrecisionPlan, scheme: Int8Scheme, threshold: float, make: Callable[[QuantPlan], object],
             log: Callable[[str], None]):
-    """Export through `make(QuantPlan)` (convert and verify one artifact) as the policy says; the result records
-    the layers kept in float and every try. The sensitivity table is measured only when it is needed: when the
-    simulation of quantizing everything falls short, or an artifact does."""
+    """Export through `make(QuantPlan)` (convert, publish and verify one artifact) as the policy says; the result
+    records the layers kept in float and every try. The sensitivity table is measured only when it is needed: when
+    the simulation of quantizing everything falls short, or an artifact does. Once a doubled count passes after a
+    failure, the counts between are bisected (REFINE_TRIES more exports at most), and the fewest that passed is
+    exported last, so it is what stays published."""
     if plan.policy != "auto":
         if plan.policy == "report":
             plan.table(scheme)
         return make(QuantPlan(plan.policy, (), plan.alpha))
-    ranked, count, tries = None, 0, []
-    if not plan.clears(scheme, plan.simulator(scheme).eligible, threshold):
-        ranked = [s.layer for s in plan.table(scheme)]
-        count = plan.first_count(scheme, ranked, threshold)
-    while True:
+    ranked, tries = None, []
+
+    def attempt(count: int):
         if count:
             log(f"    keeping {count} of {len(ranked)} layers in float: {', '.join(ranked[:count])}")
         result = make(QuantPlan("auto", tuple(ranked[:count]) if count else (), plan.alpha))
         par = {p["output"]: p["cosine_mean"] for p in result.parity}
         tries.append({"float_layers": count, "cls": par.get("cls"), "patch_tokens": par.get("patch_tokens"),
                       "status": result.status})
-        if result.status != "verify-failed" or (ranked is not None and count == len(ranked)):
-            break
+        return result
+
+    count, failed = 0, None
+    if not plan.clears(scheme, plan.simulator(scheme).eligible, threshold):
+        ranked = [s.layer for s in plan.table(scheme)]
+        count = plan.first_count(scheme, ranked, threshold)
+    result = attempt(count)
+    while result.status == "verify-failed" and not (ranked is not None and count == len(ranked)):
         if ranked is None:
             ranked = [s.layer for s in plan.table(scheme)]
-        count = max(next_count(count, len(ranked)), plan.first_count(scheme, ranked, threshold))
+        failed, count = count, max(next_count(count, len(ranked)), plan.first_count(scheme, ranked, threshold))
+        result = attempt(count)
+    best, last = (count, result), result
+    for _ in range(REFINE_TRIES if result.status == "ok" and failed is not None else 0):
+        if best[0] - failed <= max(1, best[0] // 8):
+            break
+        mid = (failed + best[0]) // 2
+        last = attempt(mid)
+        if last.status == "ok":
+            best = (mid, last)
+        else:
+            failed = mid
+    result = best[1] if last is best[1] else attempt(best[0])  # the fewest that passed, published last
     result.tries = tries
     return result
