@@ -32,6 +32,7 @@ class Peer:
     runtime: str  # the edgedino runtime module that runs the file
     how: str  # the by-hand path, for the report
     build: Callable[[object, np.ndarray, Path], None]  # (transformers model, calibration inputs, path to write)
+    colour: str  # in benchmark plots
 
 
 def hf_model(weights: Path, folder: Path):
@@ -111,11 +112,11 @@ def build_litert(model, calib: np.ndarray, path: Path) -> None:
 
 PEERS: dict[str, Peer] = {p.name: p for p in (
     Peer("peer-openvino", ".xml", "edgedino.runtime.openvino", "transformers -> ov.convert_model -> nncf.quantize",
-         build_openvino),
+         build_openvino, "tab:pink"),
     Peer("peer-onnx", ".onnx", "edgedino.runtime.onnx", "transformers -> torch.onnx.export -> onnxruntime "
-         "quantize_static", build_onnx),
+         "quantize_static", build_onnx, "tab:cyan"),
     Peer("peer-litert", ".tflite", "edgedino.runtime.tflite", "transformers -> litert_torch.convert with its PT2E "
-         "quantizer", build_litert),
+         "quantizer", build_litert, "tab:olive"),
 )}
 
 

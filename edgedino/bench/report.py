@@ -89,8 +89,11 @@ def plot(report: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()}}
-    markers = {"fp32": "o", "fp16": "s", "int8-weights": "^", "int8": "D", "palettize4": "v"}
+    from edgedino.bench.peers import PEERS
+
+    colours = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()},
+               **{p.name: p.colour for p in PEERS.values()}}
+    markers = {"fp32": "o", "fp16": "s", "bf16": "P", "int8-weights": "^", "int8": "D", "palettize4": "v"}
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     seen = set()
     for r in report["rows"]:

@@ -206,6 +206,10 @@ def avx2(row: Row, job: dict, suite: Suite, log) -> None:
         row.avx2_note = f"AVX2-only run failed: {e}"
         return
     check = result["isa_check"]
+    outputs = np.load(job["features"])
+    if not all(np.isfinite(outputs[name]).all() for name in outputs.files):
+        row.avx2_note = "the AVX2-only run gave non-finite outputs (NaN or inf)"
+        return
     row.avx2_note = check["note"]
     if check["ok"]:
         row.avx2_ms = float(np.median(result["latency_ms"]))

@@ -78,7 +78,7 @@ def measure(job: dict) -> dict:
     if job.get("profile") and job["path"]:
         from edgedino.bench.opprofile import profile
 
-        result["profile"] = profile(job["path"], timing, job["threads"])
+        result["profile"] = profile(job["path"], timing, job["threads"], **job.get("options", {}))
     return result
 
 
