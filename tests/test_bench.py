@@ -297,3 +297,11 @@ def test_default_suite_has_the_comparison_rows():
     assert {"peer-openvino", "peer-onnx", "peer-litert"} <= set(default.targets) and "bf16" in default.precisions
     assert default.avx2 and {b for p in default.passes() for b in p.batch} == {1, 4, 8}
     assert not quick.avx2 and not quick.also and not any(t.startswith("peer-") for t in quick.targets)
+
+
+def test_bf16_without_a_target_that_has_it_is_an_error():
+    from edgedino.bench.suite import check_suite
+    from edgedino.errors import EdgeDinoError
+
+    with pytest.raises(EdgeDinoError, match="precision bf16 runs on openvino only"):
+        check_suite(Suite(models=["vit_test"], targets=["torch", "onnx"], precisions=["fp32", "bf16"]))

@@ -3,7 +3,8 @@ AVX-512, and the check, inside the worker, that the limit took effect.
 
 - PyTorch: ONEDNN_MAX_CPU_ISA limits only oneDNN (convolutions); ATen's own kernels follow ATEN_CPU_CAPABILITY
   and MKL's GEMMs (every nn.Linear) MKL_ENABLE_INSTRUCTIONS, so all three are set. The check reads ATen's
-  capability; oneDNN and MKL do not tell Python which ISA they run.
+  capability (and, for torch.compile, the vector ISA inductor generates code for, which follows
+  ATEN_CPU_CAPABILITY); oneDNN and MKL do not tell Python which ISA they run.
 - OpenVINO: its CPU plugin's oneDNN reads ONEDNN_MAX_CPU_ISA; the check reads the kernel names of the perf
   counters (`brgemm_avx2_*` against `brgemm_avx512_*`, `*_amx_*`). Its MLAS GEMMs (`gemm_mlas_f32`, fp32
   FullyConnected) name no ISA and pick their own from CPUID: counted and said, not checked.
@@ -33,13 +34,21 @@ def unavailable(precision: str, flags: list[str]) -> str | None:
     return None
 
 
-def check_torch() -> dict:
-    """{"ok": bool, "note": ...} for PyTorch in this process."""
+def check_torch(compiled: bool) -> dict:
+    """{"ok": bool, "note": ...} for PyTorch in this process; for torch.compile also inductor's vector ISA."""
     import torch
 
     capability = torch.backends.cpu.get_cpu_capability()
-    return {"ok": capability == "AVX2", "note": f"ATen capability {capability}; oneDNN and MKL limited by their "
-                                                "variables (not readable from Python)"}
+    seen = [f"ATen capability {capability}"]
+    ok = capability == "AVX2"
+    if compiled:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        vec = str(pick_vec_isa())
+        seen.append(f"inductor vector ISA {vec}")
+        ok = ok and not any(isa in vec for isa in WIDER)
+    return {"ok": ok, "note": "; ".join(seen) + "; oneDNN and MKL limited by their variables (not readable from "
+                                                "Python)"}
 
 
 def check_openvino(kernels: list[str]) -> dict:

@@ -93,6 +93,11 @@ def check_suite(suite: Suite) -> Suite:
             near = difflib.get_close_matches(target, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise EdgeDinoError(f"unknown benchmark target {target!r}{hint} (targets: {', '.join(known)})")
+    for s in suite.passes():
+        for precision, targets in RUNTIME_PRECISIONS.items():
+            if precision in s.precisions and not set(targets) & set(s.targets):
+                raise EdgeDinoError(f"precision {precision} runs on {', '.join(targets)} only; add it to the targets "
+                                    f"(asked: {', '.join(s.targets)})")
     for size in dict.fromkeys(size for s in suite.passes() for size in s.imgsz):
         check_pixels(parse_imgsz(size))
     return suite

@@ -52,7 +52,7 @@ def isa_check(job: dict, x: np.ndarray) -> dict:
     from edgedino.bench import isa
 
     if job["backend"].startswith("torch"):
-        return isa.check_torch()
+        return isa.check_torch(job["backend"] == "torch.compile")
     from edgedino.bench.opprofile import openvino_ops
 
     return isa.check_openvino([o.op for o in openvino_ops(job["path"], x, job["threads"])])
