@@ -12,6 +12,8 @@ AVX-512, and the check, inside the worker, that the limit took effect.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 ENV = {
     "torch": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
     "openvino": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
@@ -20,9 +22,14 @@ RUNTIMES = {"torch": "torch", "torch.compile": "torch", "openvino": "openvino", 
 WIDER = ("avx512", "amx")  # kernel-name parts of ISAs beyond AVX2
 
 
-def env(target: str) -> dict[str, str] | None:
-    """The AVX2-only environment of a benchmark target's runtime, or None where it has no AVX2-only run."""
-    return ENV[RUNTIMES[target]] if target in RUNTIMES else None
+def env(target: str, scratch: Path) -> dict[str, str] | None:
+    """The AVX2-only environment of a benchmark target's runtime, or None where it has no AVX2-only run. PyTorch's
+    compiles into an inductor cache of its own under `scratch`: torch 2.13 reuses kernels cached for AVX-512
+    under ATEN_CPU_CAPABILITY=avx2, and they return NaN."""
+    if target not in RUNTIMES:
+        return None
+    extra = {"TORCHINDUCTOR_CACHE_DIR": str(scratch / "inductor-avx2")} if RUNTIMES[target] == "torch" else {}
+    return ENV[RUNTIMES[target]] | extra
 
 
 def unavailable(precision: str, flags: list[str]) -> str | None:

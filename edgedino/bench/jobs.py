@@ -89,10 +89,10 @@ def peer(row, job: dict, suite, weights: Path, size: tuple[int, int], stride: in
     job.update(backend="artifact", path=str(path), runtime=spec.runtime, peer={"stride": stride})
 
 
-def avx2_env(row, flags: list[str]) -> dict | None:
+def avx2_env(row, flags: list[str], scratch: Path) -> dict | None:
     """The environment of the row's AVX2-only rerun, or None (with the reason in row.avx2_note where its runtime
     has such runs)."""
-    environment = isa.env(row.target)
+    environment = isa.env(row.target, scratch)
     reason = environment and isa.unavailable(row.precision, flags)
     if reason:
         row.avx2_note = reason

@@ -183,7 +183,7 @@ def measure(row: Row, weights: Path, size, suite: Suite, inputs: Inputs, peaks: 
         fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)
         jobs.check_parity(row)
         if suite.avx2:
-            avx2(row, job, suite, log)
+            avx2(row, job, suite, tmp, log)
     except EdgeDinoError as e:
         row.status, row.reason = "failed", str(e)
     if row.latency_ms and row.parity_cos is not None:
@@ -194,9 +194,9 @@ def measure(row: Row, weights: Path, size, suite: Suite, inputs: Inputs, peaks: 
     return row
 
 
-def avx2(row: Row, job: dict, suite: Suite, log) -> None:
+def avx2(row: Row, job: dict, suite: Suite, tmp: Path, log) -> None:
     """The row's median again with its runtime limited to AVX2, kept only where the limit is seen to take effect."""
-    env = jobs.avx2_env(row, describe()["cpu"]["flags"])
+    env = jobs.avx2_env(row, describe()["cpu"]["flags"], tmp)
     if env is None:
         return
     log("  again with " + " ".join(f"{k}={v}" for k, v in env.items()))
