@@ -61,35 +61,30 @@ def export_side(src: Path, out: Path, model: str, size: int, targets: str, weigh
 
 
 def peer_openvino(weights: Path, size: int, calib: np.ndarray, path: Path) -> Path:
-    """The by-hand path: transformers model -> ov.convert_model -> nncf.quantize (TRANSFORMER, defaults)."""
+    """The by-hand OpenVINO path of `edgedino benchmark`'s peer-openvino row (edgedino.bench.peers)."""
     if path.exists():
         return path
-    import nncf
-    import openvino as ov
-    import torch
-    from transformers import DINOv3ViTModel
+    from transformers import AutoModel
 
-    hf = DINOv3ViTModel.from_pretrained(weights).eval()
-    ov_model = ov.convert_model(hf, example_input=torch.from_numpy(calib[:1]))
-    quantized = nncf.quantize(ov_model, nncf.Dataset(list(calib), lambda s: s[None]),
-                              model_type=nncf.ModelType.TRANSFORMER)
-    ov.save_model(quantized, str(path))
+    from edgedino.bench.peers import PEERS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PEERS["peer-openvino"].build(AutoModel.from_pretrained(weights).eval(), calib, path)
     return path
 
 
 class PeerRuntime:
-    """The peer IR on the CPU plugin as edgedino's runtimes run theirs (f32 hint, pinned threads)."""
+    """The peer IR in edgedino's OpenVINO runtime (f32, pinned threads), its output split as the benchmark does."""
 
-    def __init__(self, path: Path, threads: int):
-        from edgedino.runtime.openvino import core
+    def __init__(self, path: Path, size: int, stride: int, threads: int):
+        from edgedino.runtime import load
 
-        compiled = core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                           "INFERENCE_NUM_THREADS": threads})
-        self.request = compiled.create_infer_request()
+        self.runtime, self.size, self.stride = load(path, threads=threads), (size, size), stride
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        hidden = np.asarray(self.request.infer([x])[0])
-        return {"patch_tokens": hidden[:, 5:]}  # [CLS, 4 registers, patches], after the final norm
+        from edgedino.bench.peers import split
+
+        return split(self.runtime.run(x), self.size, self.stride)
 
 
 class EagerRuntime:
@@ -118,8 +113,9 @@ def serve(conn, kind: str, path: str, size: int, threads: int) -> None:
     from edgedino.bench.opprofile import profile
     from edgedino.runtime import load
 
-    runner = {"eager": lambda: EagerRuntime(Path(path), size, threads),
-              "peer": lambda: PeerRuntime(Path(path), threads)}.get(kind, lambda: load(path, threads=threads))()
+    makers = {"eager": lambda: EagerRuntime(Path(path), size, threads),
+              "peer": lambda: PeerRuntime(Path(path), size, 16, threads)}
+    runner = makers.get(kind, lambda: load(path, threads=threads))()
     while True:
         request = conn.recv()
         if request[0] == "time":
@@ -160,7 +156,7 @@ def ask(pipes: dict, *request) -> dict:
 
 
 def cosine(patches: np.ndarray, ref: np.ndarray, name: str) -> float:
-    from edgedino.export.verify import cosines
+    from edgedino.export.parity import cosines
 
     if not np.isfinite(patches).all():
         raise SystemExit(f"{name}: non-finite outputs")

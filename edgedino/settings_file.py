@@ -24,6 +24,8 @@ KINDS = {
     "yes/no": lambda v: type(v) is bool,
     "mapping of options": lambda v: isinstance(v, dict) and all(
         isinstance(k, str) and type(x) in (str, int, float, bool) for k, x in v.items()),
+    "list of settings": lambda v: isinstance(v, list) and all(isinstance(x, dict) and all(isinstance(k, str)
+                                                                                          for k in x) for x in v),
 }
 
 

@@ -171,3 +171,137 @@ def test_non_finite_outputs_fail_the_row_and_are_named(tmp_path):
     fill(row, {"latency_ms": [2.0, 3.0], "rss_mb": 50.0}, tmp_path / "f.npz", inputs, {1: {"fp32": 10.0, "int8": 20.0}})
     assert row.status == "verify-failed" and "patch_tokens has non-finite values" in row.reason
     assert row.parity_cos is None and row.latency_ms["median"] == 2.5
+
+
+MORE_ROWS = """
+models: [vit_test]
+targets: [torch, openvino, peer-openvino, peer-onnx, peer-litert]
+precisions: [fp32, bf16]
+avx2: true
+also:
+  - {targets: [torch, onnx, openvino], precisions: [int8], batch: [4], avx2: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def more_rows(cache, tmp_path_factory):
+    """bf16, the by-hand peers, the AVX2-only column and a batch-4 pass, in one run of a suite file."""
+    tmp = tmp_path_factory.mktemp("more")
+    (tmp / "s.yaml").write_text(MORE_ROWS)
+    out = benchmark(cache, tmp, "--suite", str(tmp / "s.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {(r["target"], r["precision"], r["batch"]): r for r in json.loads((tmp / "r.json").read_text())["rows"]}
+    return out, rows, (tmp / "r.md").read_text()
+
+
+def bf16_reason() -> str | None:
+    from edgedino.runtime.openvino import bf16_unsupported
+
+    return bf16_unsupported()
+
+
+def test_bf16_is_openvino_compiling_the_fp32_ir(more_rows):
+    """bf16 only on OpenVINO, from the fp32 IR, at bf16 parity; skipped with its reason where the CPU lacks it."""
+    _, rows, _ = more_rows
+    assert ("torch", "bf16", 1) not in rows and ("peer-onnx", "bf16", 1) not in rows
+    row, fp32 = rows[("openvino", "bf16", 1)], rows[("openvino", "fp32", 1)]
+    if bf16_reason():
+        assert row["status"] == "skipped" and "AMX-BF16 or AVX512-BF16" in row["reason"]
+        return
+    assert row["status"] == "measured", row["reason"]
+    assert row["parity_cos"] >= 0.999 and row["cls_cos"] >= 0.999 and row["size_mb"] == fp32["size_mb"]
+    assert row["avx2_ms"] is None and "no AVX2-only run of bf16" in row["avx2_note"]
+
+
+def test_bf16_runtime_computes_in_bf16(more_rows, cache):
+    """The hint takes effect: outputs differ from f32 (bf16 rounding) yet stay within bf16 parity."""
+    from edgedino.export.parity import cosines
+    from edgedino.runtime.openvino import OpenVINORuntime
+
+    if bf16_reason():
+        pytest.skip(bf16_reason())
+    (path,) = cache.glob("artifacts/vit_test_openvino_fp32_64x64_b1_*/*.xml")
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
+    f32, bf16 = OpenVINORuntime(path, 1).run(x), OpenVINORuntime(path, 1, precision="bf16").run(x)
+    assert not np.array_equal(f32["patch_tokens"], bf16["patch_tokens"])
+    assert cosines(bf16["patch_tokens"], f32["patch_tokens"]).min() >= 0.999
+
+
+def test_peer_rows_have_latency_and_parity(more_rows):
+    """Each by-hand peer is built from the same weights and measured like our rows; one below the int8 bound is
+    marked, not hidden."""
+    _, rows, md = more_rows
+    for peer in ("peer-openvino", "peer-onnx", "peer-litert"):
+        row = rows[(peer, "int8", 1)]
+        assert row["status"] in ("measured", "verify-failed"), row["reason"]
+        assert row["latency_ms"]["median"] > 0 and row["size_mb"] > 0 and row["speedup_vs_torch"] > 0
+        worst = min(row["parity_cos"], row["cls_cos"])
+        assert (row["status"] == "verify-failed") == (worst < 0.99), row
+        assert f"| {peer} | int8 |" in md
+    assert rows[("peer-openvino", "int8", 1)]["status"] == "measured"
+
+
+def test_avx2_column_is_checked_in_each_runtime(more_rows):
+    """PyTorch's AVX2-only run is seen in ATen's capability; OpenVINO's is kept only where no avx512/amx kernel
+    ran, else it says which did; rows of other runtimes get no AVX2 time."""
+    _, rows, md = more_rows
+    torch_row = rows[("torch", "fp32", 1)]
+    assert torch_row["avx2_ms"] > 0 and "ATen capability AVX2" in torch_row["avx2_note"]
+    for key in (("openvino", "fp32", 1), ("peer-openvino", "int8", 1)):
+        row = rows[key]
+        assert (row["avx2_ms"] is None) == ("did not take effect" in row["avx2_note"]), row
+        assert row["avx2_note"] in md
+    assert rows[("peer-onnx", "int8", 1)]["avx2_ms"] is None and not rows[("peer-onnx", "int8", 1)]["avx2_note"]
+
+
+def test_also_pass_adds_batch_rows(more_rows):
+    """The suite's `also` pass: batch 4 rows of static-batch int8 exports (calibrated with batch-4 inputs),
+    images/s from the batch."""
+    _, rows, _ = more_rows
+    for key in (("torch", "fp32", 4), ("onnx", "int8", 4), ("openvino", "int8", 4)):
+        row = rows[key]
+        assert row["status"] == "measured" and row["parity_cos"] >= 0.99, row["reason"]
+        assert row["fps"] == pytest.approx(4000 / row["latency_ms"]["median"]) and row["avx2_ms"] is None
+    assert ("peer-openvino", "int8", 4) not in rows
+
+
+def test_suite_also_entries_are_checked(tmp_path):
+    from edgedino.errors import EdgeDinoError
+
+    (tmp_path / "s.yaml").write_text("models: [vit_test]\nalso:\n  - {batch: [4], thread: [2]}\n")
+    with pytest.raises(EdgeDinoError, match=r"also\[0\]: unknown key 'thread'"):
+        load_suite(tmp_path / "s.yaml")
+
+
+def test_combos_of_runtime_precisions_and_peers():
+    suite = Suite(targets=["torch", "onnx", "openvino", "peer-onnx"], precisions=["fp32", "bf16"])
+    assert suite.combos() == [("torch", "fp32"), ("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"),
+                              ("peer-onnx", "int8")]
+
+
+def test_openvino_isa_check_reads_kernel_names():
+    from edgedino.bench.isa import check_openvino
+
+    assert check_openvino(["FullyConnected/brgemm_avx2_I8", "MVN/jit_avx2_f32"])["ok"]
+    bad = check_openvino(["FullyConnected/brgemm_avx2_I8", "MVN/jit_avx512_f32", "MatMul/brgemm_avx512_amx_bf16"])
+    assert not bad["ok"] and "MVN/jit_avx512_f32" in bad["note"]
+    assert "MLAS" in check_openvino(["FullyConnected/gemm_mlas_f32"])["note"]
+
+
+def test_default_suite_has_the_comparison_rows():
+    """The default suite carries the peers, bf16, the AVX2 column and batch 4/8; quick stays without them."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    default, quick = load_suite(folder / "default.yaml"), load_suite(folder / "quick.yaml")
+    assert {"peer-openvino", "peer-onnx", "peer-litert"} <= set(default.targets) and "bf16" in default.precisions
+    assert default.avx2 and {b for p in default.passes() for b in p.batch} == {1, 4, 8}
+    assert not quick.avx2 and not quick.also and not any(t.startswith("peer-") for t in quick.targets)
+
+
+def test_bf16_without_a_target_that_has_it_is_an_error():
+    from edgedino.bench.suite import check_suite
+    from edgedino.errors import EdgeDinoError
+
+    with pytest.raises(EdgeDinoError, match="precision bf16 runs on openvino only"):
+        check_suite(Suite(models=["vit_test"], targets=["torch", "onnx"], precisions=["fp32", "bf16"]))

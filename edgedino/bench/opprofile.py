@@ -35,10 +35,10 @@ def _table(times: dict[str, float]) -> list[OpTime]:
     return [OpTime(op, ms, ms / total) for op, ms in sorted(times.items(), key=lambda t: -t[1])]
 
 
-def openvino_ops(path: Path, x: np.ndarray, threads: int) -> list[OpTime]:
+def openvino_ops(path: Path, x: np.ndarray, threads: int, precision: str = "f32") -> list[OpTime]:
     from edgedino.runtime.openvino import core
 
-    compiled = core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True,
+    compiled = core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERF_COUNT": True,
                                                        "INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     request.infer([x])
@@ -74,12 +74,13 @@ def onnxruntime_ops(path: Path, x: np.ndarray, threads: int) -> list[OpTime]:
 PROFILERS = {".xml": openvino_ops, ".onnx": onnxruntime_ops}
 
 
-def profile(path: Path, x: np.ndarray, threads: int) -> dict:
-    """{"ops": [OpTime...], "matmul_share": ...} for an artifact, or {"none": why} where no profiler exists."""
+def profile(path: Path, x: np.ndarray, threads: int, **options) -> dict:
+    """{"ops": [OpTime...], "matmul_share": ...} for an artifact, or {"none": why} where no profiler exists;
+    `options` are the runtime's own, as the row ran it (OpenVINO's precision)."""
     profiler = PROFILERS.get(Path(path).suffix)
     if profiler is None:
         return {"none": f"no per-op profiler for {Path(path).suffix} from Python"}
-    ops = profiler(Path(path), x, threads)
+    ops = profiler(Path(path), x, threads, **options)
     matmul = sum(o.share for o in ops if o.op.split("/")[0] in MATMUL_OPS)
     return {"ops": [asdict(o) for o in ops], "matmul_share": matmul}
 

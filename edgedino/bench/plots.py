@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from edgedino.bench.peers import PEERS
 from edgedino.bench.scatter import Point, draw_points, place_labels, plain_log_axis
 from edgedino.caption import RANDOM_WEIGHTS
 from edgedino.figures import pyplot, save_figure
 from edgedino.runtime.formats import FORMATS, format_of
 
-COLOURS = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()}}
-MARKERS = {"fp32": "o", "fp16": "s", "int8-weights": "^", "int8": "D", "palettize4": "v"}
+COLOURS = {"torch": "black", "torch.compile": "grey", **{f.name: f.colour for f in FORMATS.values()},
+           **{p.name: p.colour for p in PEERS.values()}}
+MARKERS = {"fp32": "o", "fp16": "s", "bf16": "P", "int8-weights": "^", "int8": "D", "palettize4": "v"}
 GAP_FLOOR = 1e-6  # 1 - cosine below this (fp32 exports, PyTorch itself) is drawn on the top line
 AREA_PER_MB = 2.2  # marker area in points² per MB on disk
 SIZE_KEYS = (10, 30, 100)  # MB, the marker sizes shown in the legend

@@ -6,13 +6,18 @@ from edgedino.atomic import atomic_path
 from edgedino.bench.load import load_line, warning_lines
 from edgedino.schemas import write_json
 
-STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌"}
-LEGEND = ("✅ measured · ❎ exported but verification failed (measured anyway) · ❌ export or run failed (reason "
-          "below) · ×eager: speed-up over PyTorch eager fp32 in this run · patch cos: vs PyTorch · dense: % of "
-          "patches matched within one patch under known homographies · %peak: share of this run's GEMM peak "
-          "(fp32 peak for float rows, int8 peak for int8 rows)")
+STATUS = {"measured": "✅", "verify-failed": "❎", "export-failed": "❌", "failed": "❌", "skipped": "➖"}
+LEGEND = ("✅ measured · ❎ parity below its precision's bound (at export, or here for bf16 and peer rows; "
+          "measured anyway) · ❌ export or run failed (reason below) · ➖ skipped: cannot run on this CPU (reason "
+          "below) · peer-*: by-hand peer paths from transformers' DINOv3 with the same weights, int8 by the "
+          "converter's default quantizer · bf16: the fp32 OpenVINO IR compiled with inference precision bf16 · "
+          "ms/img: median / batch · FPS: images per second · ×eager: speed-up over PyTorch eager fp32 in this run · "
+          "patch cos, cls cos: vs PyTorch fp32 on the same images · dense: % of patches matched within one patch "
+          "under known homographies · %peak: share of this run's GEMM peak (fp32 peak for float rows, int8 peak "
+          "for int8 rows) · AVX2 ms: median with the runtime limited to AVX2 (torch, torch.compile, openvino and "
+          "peer-openvino rows, not bf16; '-' elsewhere, or where the limit did not take effect: see below)")
 HEADER = ("model", "size", "thr", "batch", "target", "precision", "", "MB", "RSS MB", "median ms", "p90 ms",
-          "min ms", "FPS", "×eager", "patch cos", "dense %", "GMAC/s", "%peak")
+          "min ms", "ms/img", "FPS", "×eager", "patch cos", "cls cos", "dense %", "GMAC/s", "%peak", "AVX2 ms")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -22,9 +27,11 @@ def _cells(row: dict) -> tuple[str, ...]:
     lat = row["latency_ms"] or {}
     return (row["model"], row["imgsz"], str(row["threads"]), str(row["batch"]), row["target"], row["precision"],
             STATUS[row["status"]], f(row["size_mb"], ".1f"), f(row["rss_mb"], ".0f"), f(lat.get("median"), ".1f"),
-            f(lat.get("p90"), ".1f"), f(lat.get("min"), ".1f"), f(row["fps"], ".1f"),
-            f(row["speedup_vs_torch"], ".2f"), f(row["parity_cos"], ".4f"), f(row["dense_quality"], ".1f"),
-            f(row["gmacs_per_s"], ".0f"), "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.0f}%")
+            f(lat.get("p90"), ".1f"), f(lat.get("min"), ".1f"),
+            f(lat["median"] / row["batch"] if lat else None, ".2f"), f(row["fps"], ".1f"),
+            f(row["speedup_vs_torch"], ".2f"), f(row["parity_cos"], ".4f"), f(row.get("cls_cos"), ".4f"),
+            f(row["dense_quality"], ".1f"), f(row["gmacs_per_s"], ".0f"),
+            "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.0f}%", f(row.get("avx2_ms"), ".1f"))
 
 
 def header_lines(report: dict) -> list[str]:
@@ -48,8 +55,13 @@ def table(report: dict) -> str:
 
 
 def reasons(report: dict) -> list[str]:
-    return [f"{STATUS[r['status']]} {r['model']} {r['imgsz']} {r['target']} {r['precision']}: {r['reason']}"
-            for r in report["rows"] if r["reason"]]
+    """Why each row failed or was skipped, then what each AVX2-only run's check saw (or why it has none)."""
+    def name(r):
+        return f"{r['model']} {r['imgsz']} b{r['batch']} {r['threads']}t {r['target']} {r['precision']}"
+
+    rows = report["rows"]
+    return ([f"{STATUS[r['status']]} {name(r)}: {r['reason']}" for r in rows if r["reason"]]
+            + [f"AVX2 {name(r)}: {r['avx2_note']}" for r in rows if r.get("avx2_note")])
 
 
 def profiles(report: dict) -> list[str]:

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgedino.bench import cache, dense
+from edgedino.bench import cache, dense, jobs
 from edgedino.bench.load import busy_warnings
 from edgedino.bench.machine import describe, load_average, versions
 from edgedino.bench.peak import gemm_gmacs
+from edgedino.bench.peers import PEERS
 from edgedino.bench.suite import BASELINES, Suite
 from edgedino.errors import EdgeDinoError
 from edgedino.export.parity import cosines
 from edgedino.export.spec import VERIFY_IMAGES
-from edgedino.runtime.formats import FORMATS
 from edgedino.runtime.frames import HOLDOUT, model_inputs, read_frames, sample_images
 from edgedino.runtime.preprocess import check_size, parse_imgsz, read_image
 
@@ -33,19 +33,23 @@ class Row:
     imgsz: str
     threads: int
     batch: int
-    status: str  # measured, verify-failed (measured anyway), export-failed, failed (runtime missing or crashed)
+    status: str  # measured, verify-failed (measured anyway), export-failed, failed (runtime missing or crashed),
+    # skipped (cannot run on this CPU: bf16 without AMX-BF16/AVX512-BF16)
     reason: str = ""
     latency_ms: dict = field(default_factory=dict)  # median, p90, min
     fps: float | None = None  # images per second at this batch size
     speedup_vs_torch: float | None = None
     size_mb: float | None = None
     rss_mb: float | None = None
-    parity_cos: float | None = None
+    parity_cos: float | None = None  # patch tokens
+    cls_cos: float | None = None
     dense_quality: float | None = None
     gmacs_per_s: float | None = None
     peak_share: float | None = None
     cached: bool = False
     profile: dict | None = None  # per-op times (edgedino.bench.opprofile), with --profile
+    avx2_ms: float | None = None  # median with the runtime limited to AVX2 (edgedino.bench.isa), suite.avx2
+    avx2_note: str = ""  # why there is no AVX2-only time, or what its check saw
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Inputs:
     homographies: list
     stride: int
     macs: int
+    reference_cls: np.ndarray | None = None  # and their cls tokens
 
 
 def prepare(model: str, weights: Path, size: tuple[int, int], suite: Suite, batch: int, tmp: Path) -> Inputs:
@@ -71,15 +76,17 @@ def prepare(model: str, weights: Path, size: tuple[int, int], suite: Suite, batc
     pairs = dense.pairs([read_image(p) for p in sample_images()], size)
     evaluation = model_inputs(frames + [img for a, b, _ in pairs for img in (a, b)], size)
     with torch.inference_mode():
-        reference = backbone.forward_features(torch.from_numpy(evaluation[:len(frames)]))["patch_tokens"].numpy()
+        reference = backbone.forward_features(torch.from_numpy(evaluation[:len(frames)]))
     eval_file = tmp / f"{model}_{size[0]}x{size[1]}_b{batch}.npz"
     np.savez(eval_file, timing=np.repeat(evaluation[:1], batch, axis=0), eval=evaluation)
-    return Inputs(eval_file, reference, [H for _, _, H in pairs], backbone.stride, count_macs(backbone, size))
+    return Inputs(eval_file, reference["patch_tokens"].numpy(), [H for _, _, H in pairs], backbone.stride,
+                  count_macs(backbone, size), reference["cls"].numpy())
 
 
-def run_worker(job: dict, timeout: float) -> dict:
-    """One backend in a fresh process; the threads and the process are its own."""
-    env = {**os.environ, **{v: str(job["threads"]) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
+def run_worker(job: dict, timeout: float, env: dict | None = None) -> dict:
+    """One backend in a fresh process; the threads and the process are its own, with `env` added to its
+    environment."""
+    env = {**os.environ, **{v: str(job["threads"]) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}, **(env or {})}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
     try:
@@ -115,68 +122,102 @@ def fill(row: Row, result: dict, features: Path, inputs: Inputs, peaks: dict) ->
     patches = outputs["patch_tokens"]
     n = len(inputs.reference)
     row.parity_cos = float(cosines(patches[:n], inputs.reference).mean())
+    if inputs.reference_cls is not None:
+        row.cls_cos = float(cosines(outputs["cls"][:n], inputs.reference_cls).mean())
     scores = [dense.correspondence_accuracy(patches[n + 2 * i], patches[n + 2 * i + 1], H, inputs.stride)
               for i, H in enumerate(inputs.homographies)]
     row.dense_quality = float(np.mean(scores))
 
 
 def run_suite(suite: Suite, log=print) -> dict:
-    """Every row of the suite, measured one after another; failures become rows and the run goes on."""
+    """Every row of every pass of the suite, measured one after another; failures become rows and the run goes
+    on."""
     load_before = load_average()
-    peaks = {t: {"fp32": gemm_gmacs(t, False), "int8": gemm_gmacs(t, True)} for t in suite.threads}
+    passes = suite.passes()
+    threads = sorted({t for p in passes for t in p.threads})
+    peaks = {t: {"fp32": gemm_gmacs(t, False), "int8": gemm_gmacs(t, True)} for t in threads}
     log("peak GEMM GMAC/s: " + ", ".join(f"{t} threads fp32 {p['fp32']:.0f} int8 {p['int8']:.0f}"
                                          for t, p in peaks.items()))
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in suite.models:
-            weights = Path(suite.weights) if suite.weights else cache.seeded_weights(model)
-            for size_text in suite.imgsz:
-                size = parse_imgsz(size_text)
-                for batch in suite.batch:
-                    inputs = prepare(model, weights, size, suite, batch, Path(tmp))
-                    for threads in suite.threads:
-                        group = [measure(model, weights, size, threads, batch, target, precision, suite, inputs,
-                                         peaks, Path(tmp), log) for target, precision in suite.combos()]
-                        eager = next((r for r in group if r.target == "torch" and r.latency_ms), None)
-                        for r in group:
-                            if eager and r.latency_ms:
-                                r.speedup_vs_torch = eager.latency_ms["median"] / r.latency_ms["median"]
-                        rows += group
+        for one in passes:
+            rows += run_pass(one, peaks, Path(tmp), log)
     machine, load = describe(), {"start": load_before, "end": load_average()}
     spreads = {f"{r.model} {r.imgsz} b{r.batch} {r.threads}t {r.target} {r.precision}":
                (r.latency_ms["median"], r.latency_ms["p90"]) for r in rows if r.latency_ms}
     return {"machine": machine, "versions": versions(), "peak_gmacs": peaks, "suite": asdict(suite),
-            "load_average": load, "warnings": busy_warnings(load, machine["cpu"]["cores"], max(suite.threads), spreads),
+            "load_average": load, "warnings": busy_warnings(load, machine["cpu"]["cores"], max(threads), spreads),
             "rows": [asdict(r) for r in rows]}
 
 
-def measure(model, weights, size, threads, batch, target, precision, suite, inputs, peaks, tmp, log) -> Row:
-    row = Row(model, target, precision, f"{size[0]}x{size[1]}", threads, batch, "measured")
-    log(f"{model} {row.imgsz} b{batch} {threads}t {target} {precision}")
-    job = {"backend": target, "weights": str(weights), "imgsz": list(size), "batch": batch, "threads": threads,
-           "warmup": suite.warmup, "iters": suite.iters, "seconds": suite.seconds, "inputs": str(inputs.eval_file),
-           "features": str(tmp / "features.npz"), "path": None, "profile": suite.profile}
+def run_pass(suite: Suite, peaks: dict, tmp: Path, log) -> list[Row]:
+    """The rows of one pass (a suite without `also`), each group's speed-ups against its own PyTorch eager."""
+    rows: list[Row] = []
+    for model in suite.models:
+        weights = Path(suite.weights) if suite.weights else cache.seeded_weights(model)
+        for size_text in suite.imgsz:
+            size = parse_imgsz(size_text)
+            for batch in suite.batch:
+                inputs = prepare(model, weights, size, suite, batch, tmp)
+                for threads in suite.threads:
+                    group = [measure(Row(model, target, precision, f"{size[0]}x{size[1]}", threads, batch,
+                                         "measured"), weights, size, suite, inputs, peaks, tmp, log)
+                             for target, precision in suite.combos()]
+                    eager = next((r for r in group if r.target == "torch" and r.latency_ms), None)
+                    for r in group:
+                        if eager and r.latency_ms:
+                            r.speedup_vs_torch = eager.latency_ms["median"] / r.latency_ms["median"]
+                    rows += group
+    return rows
+
+
+def measure(row: Row, weights: Path, size, suite: Suite, inputs: Inputs, peaks: dict, tmp: Path, log) -> Row:
+    log(f"{row.model} {row.imgsz} b{row.batch} {row.threads}t {row.target} {row.precision}")
+    job = {"backend": row.target, "weights": str(weights), "imgsz": list(size), "batch": row.batch,
+           "threads": row.threads, "warmup": suite.warmup, "iters": suite.iters, "seconds": suite.seconds,
+           "inputs": str(inputs.eval_file), "features": str(tmp / "features.npz"), "path": None,
+           "profile": suite.profile}
     try:
-        if target not in BASELINES:
-            reason = FORMATS[target].unavailable()
-            if reason:
-                raise EdgeDinoError(f"not measurable here: {reason}")
-            result, row.cached = cache.artifact(model, weights, target, precision, size, batch, suite.calib,
-                                                suite.calib_size, log=lambda line: log("  " + line))
-            row.size_mb = result.size_mb
-            if result.status == "export-failed":
-                row.status, row.reason = "export-failed", result.message
+        if row.target in PEERS:
+            jobs.peer(row, job, suite, weights, size, inputs.stride, log)
+        elif row.target not in BASELINES:
+            if not jobs.artifact(row, job, suite, weights, size, log):
+                log(f"  {row.status}: {row.reason}")
                 return row
-            if result.status == "verify-failed":
-                row.status, row.reason = "verify-failed", result.message
-            job.update(backend="artifact", path=result.path, runtime=FORMATS[target].runtime)
         else:
             row.size_mb = weights.stat().st_size / 1e6
         fill(row, run_worker(job, suite.timeout_s), tmp / "features.npz", inputs, peaks)
+        jobs.check_parity(row)
+        if suite.avx2:
+            avx2(row, job, suite, tmp, log)
     except EdgeDinoError as e:
         row.status, row.reason = "failed", str(e)
     if row.latency_ms and row.parity_cos is not None:
-        log(f"  {row.latency_ms['median']:.1f} ms median, parity {row.parity_cos:.4f}, dense {row.dense_quality:.1f}%")
+        log(f"  {row.latency_ms['median']:.1f} ms median, parity {row.parity_cos:.4f}, dense {row.dense_quality:.1f}%"
+            + (f", AVX2-only {row.avx2_ms:.1f} ms" if row.avx2_ms else ""))
     else:
         log(f"  {row.status}: {row.reason}")
     return row
+
+
+def avx2(row: Row, job: dict, suite: Suite, tmp: Path, log) -> None:
+    """The row's median again with its runtime limited to AVX2, kept only where the limit is seen to take effect."""
+    env = jobs.avx2_env(row, describe()["cpu"]["flags"], tmp)
+    if env is None:
+        return
+    log("  again with " + " ".join(f"{k}={v}" for k, v in env.items()))
+    try:
+        result = run_worker({**job, "isa": "avx2", "profile": False}, suite.timeout_s, env)
+    except EdgeDinoError as e:
+        row.avx2_note = f"AVX2-only run failed: {e}"
+        return
+    check = result["isa_check"]
+    outputs = np.load(job["features"])
+    if not all(np.isfinite(outputs[name]).all() for name in outputs.files):
+        row.avx2_note = "the AVX2-only run gave non-finite outputs (NaN or inf)"
+        return
+    row.avx2_note = check["note"]
+    if check["ok"]:
+        row.avx2_ms = float(np.median(result["latency_ms"]))
+    else:
+        row.avx2_note = f"the AVX2 limit did not take effect: {check['note']}"

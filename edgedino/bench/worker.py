@@ -3,7 +3,9 @@
 Loads one backend (PyTorch eager, torch.compile, or an artifact in its runtime) with the threads asked,
 times warm-up then timed runs on a fixed input, runs the evaluation inputs once, and writes the latencies
 and peak memory as JSON on stdout and the evaluation features to the job's npz file; with "profile", the per-op
-times of an artifact too, taken after the timed runs.
+times of an artifact too, taken after the timed runs. A job's "options" go to its runtime (OpenVINO's bf16), a
+"peer" job's outputs are split into cls and patch tokens (edgedino.bench.peers), and an "isa" job (run with
+edgedino.bench.isa's environment) reports whether the ISA limit took effect.
 """
 
 from __future__ import annotations
@@ -37,7 +39,23 @@ def _torch_runner(job: dict):
 def _artifact_runner(job: dict):
     from edgedino.runtime import load
 
-    return load(job["path"], threads=job["threads"], module=job.get("runtime")).run
+    run = load(job["path"], threads=job["threads"], module=job.get("runtime"), **job.get("options", {})).run
+    if not job.get("peer"):
+        return run
+    from edgedino.bench.peers import split
+
+    return lambda x: split(run(x), tuple(job["imgsz"]), job["peer"]["stride"])
+
+
+def isa_check(job: dict, x: np.ndarray) -> dict:
+    """Whether the AVX2 limit of this process took effect in the job's runtime (edgedino.bench.isa)."""
+    from edgedino.bench import isa
+
+    if job["backend"].startswith("torch"):
+        return isa.check_torch(job["backend"] == "torch.compile")
+    from edgedino.bench.opprofile import openvino_ops
+
+    return isa.check_openvino([o.op for o in openvino_ops(job["path"], x, job["threads"])])
 
 
 def measure(job: dict) -> dict:
@@ -55,10 +73,12 @@ def measure(job: dict) -> dict:
     outs = [run(np.repeat(x[None], batch, axis=0)) for x in evaluation]
     np.savez(job["features"], **{k: np.concatenate([o[k][:1] for o in outs]) for k in ("cls", "patch_tokens")})
     result = {"latency_ms": samples, "rss_mb": peak_rss_mb()}
+    if job.get("isa"):
+        result["isa_check"] = isa_check(job, timing)
     if job.get("profile") and job["path"]:
         from edgedino.bench.opprofile import profile
 
-        result["profile"] = profile(job["path"], timing, job["threads"])
+        result["profile"] = profile(job["path"], timing, job["threads"], **job.get("options", {}))
     return result
 
 

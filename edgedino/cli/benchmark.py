@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from edgedino.bench.peers import PEERS
 from edgedino.bench.suite import BASELINES
 from edgedino.cli.common import add_command
 from edgedino.flags import add_flag
@@ -34,6 +35,7 @@ def register(sub) -> None:
                     "(--target openvino --precision int8 unless given).",
         examples="""
             edgedino benchmark --model vits16 --target torch,onnx,openvino --precision fp32,int8
+            edgedino benchmark --target torch,openvino,peer-openvino --precision fp32,int8,bf16 --avx2 --batch 1,8
             edgedino benchmark --suite benchmarks/default.yaml --json r.json --md r.md --plot r.png
             edgedino benchmark latency --model convnext_tiny --imgsz 224,448 --threads 1,2 --iters 50
             edgedino benchmark tracking --data synth:4 --model vits16 --target openvino --precision int8
@@ -55,8 +57,10 @@ def register(sub) -> None:
     p.add_argument("--suite", help="YAML suite (see benchmarks/); the flags below override it")
     add_flag(p, "--model", "comma-separated presets (default vits16); tracking also takes artifact files")
     add_flag(p, "--weights", "default: seeded random weights")
-    add_flag(p, "--target", f"{', '.join(BASELINES)}, {target_names()}; comma-separated")
-    add_flag(p, "--precision", "comma-separated, of the export targets (default fp32,int8)")
+    add_flag(p, "--target", f"{', '.join(BASELINES)}, {target_names()}, or the by-hand peers "
+                            f"{', '.join(PEERS)}; comma-separated")
+    add_flag(p, "--precision", "comma-separated, of the export targets (default fp32,int8); bf16: OpenVINO's fp32 "
+                               "IR computed in bf16 where the CPU has AMX-BF16 or AVX512-BF16")
     add_flag(p, "--imgsz", "comma-separated, N (N x N) or HxW (default 224)")
     add_flag(p, "--threads", "comma-separated thread counts (default 2)")
     add_flag(p, "--batch", "comma-separated batch sizes (default 1)")
@@ -67,6 +71,9 @@ def register(sub) -> None:
     p.add_argument("--profile", action="store_true", default=None,
                    help="per-op time of every artifact by op type (OpenVINO perf counters, onnxruntime profiler), "
                         "with the share of matmul/conv/attention kernels; in the table, JSON and Markdown")
+    p.add_argument("--avx2", action="store_true", default=None,
+                   help="also time every PyTorch and OpenVINO row with its runtime limited to AVX2 "
+                        "(ONEDNN_MAX_CPU_ISA=AVX2 and the like, checked in the run): the AVX2 ms column")
     add_flag(p, "--json", "every field")
     p.add_argument("--md", help="write the table as Markdown")
     p.add_argument("--plot", help="write a PNG: latency against parity (size as marker area); tracking: J&F "
@@ -92,7 +99,8 @@ def run(args) -> int:
     overrides = {"models": _list(args.model), "targets": _list(args.target), "precisions": _list(args.precision),
                  "imgsz": _list(args.imgsz), "threads": _list(args.threads, int), "batch": _list(args.batch, int),
                  "warmup": args.warmup, "iters": args.iters, "seconds": args.seconds, "calib": args.calib,
-                 "weights": args.weights, "profile": args.profile}
+                 "weights": args.weights, "profile": args.profile,
+                 "avx2": args.avx2}
     suite = check_suite(replace(suite, **{k: v for k, v in overrides.items() if v is not None}))
     report = run_suite(suite, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(report))

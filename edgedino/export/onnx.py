@@ -35,14 +35,14 @@ def _export_fp32(conversion: Conversion, path: Path) -> None:
 
 
 class _Calibration:
-    """onnxruntime's CalibrationDataReader over an (N, ...) array, one sample per batch."""
+    """onnxruntime's CalibrationDataReader over (N, batch, ...) calibration batches."""
 
-    def __init__(self, samples: np.ndarray):
-        self._iter = iter(samples)
+    def __init__(self, batches: np.ndarray):
+        self._iter = iter(batches)
 
     def get_next(self):
-        sample = next(self._iter, None)
-        return None if sample is None else {"image": sample[None]}
+        batch = next(self._iter, None)
+        return None if batch is None else {"image": batch}
 
     def rewind(self):
         raise NotImplementedError
@@ -80,7 +80,7 @@ def _quantize(conversion: Conversion, src: Path, dst: Path) -> None:
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8, nodes_to_exclude=_depthwise_convs(src))
         return
-    quantize_static(src, dst, _Calibration(conversion.calibration()), quant_format=QuantFormat.QDQ,
+    quantize_static(src, dst, _Calibration(conversion.calibration_batches()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
                     nodes_to_exclude=_float_nodes(src, conversion.spec.quant.float_layers),
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

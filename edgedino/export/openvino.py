@@ -38,12 +38,12 @@ def _float_ops(model, layers: tuple[str, ...]) -> list[str]:
     return match_layers("openvino", layers, ops, lambda layer, name: name.startswith(f"__module.backbone.{layer}/"))
 
 
-def _int8(model, calib: np.ndarray, float_layers: tuple[str, ...] = ()):
+def _int8(model, batches: np.ndarray, float_layers: tuple[str, ...] = ()):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
     return nncf.quantize(
-        model, nncf.Dataset(list(calib), lambda s: s[None]), subset_size=len(calib),
+        model, nncf.Dataset(list(batches)), subset_size=len(batches),
         model_type=nncf.ModelType.TRANSFORMER, ignored_scope=nncf.IgnoredScope(names=_float_ops(model, float_layers)),
         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE),
     )
@@ -70,7 +70,7 @@ class OpenVINOTarget(Target):
         precision = conversion.spec.precision
         with quiet_converters("nncf"):
             if precision == "int8":
-                model = _int8(model, conversion.calibration(), conversion.spec.quant.float_layers)
+                model = _int8(model, conversion.calibration_batches(), conversion.spec.quant.float_layers)
             elif precision == "int8-weights":
                 model = _int8_weights(model)
         conversion.metadata["converter"] = {"openvino": ov.get_version().split("-")[0], "nncf": nncf.__version__}

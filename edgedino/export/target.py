@@ -39,6 +39,12 @@ class Conversion:
             raise EdgeDinoError(f"{self.spec.target} int8 needs calibration images (--calib)")
         return self.calib
 
+    def calibration_batches(self) -> np.ndarray:
+        """The calibration inputs as the artifact takes them, (N, batch, ...): each sample repeated to a static
+        batch (as verification feeds one), so a batch-8 artifact calibrates on the same ranges as batch 1."""
+        batch = 1 if self.spec.dynamic else self.spec.batch
+        return np.repeat(self.calibration()[:, None], batch, axis=1)
+
 
 @dataclass(frozen=True)
 class Int8Scheme:

@@ -114,9 +114,9 @@ def _recipe(precision: str, float_scopes: list[str] = ()) -> list:
     return manager.get_quantization_recipe()
 
 
-def _calibration(calib: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
-    """The calibration set as ai-edge-quantizer reads it: one batch-1 sample per signature call."""
-    return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(sample[None])} for sample in calib]}
+def _calibration(batches: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:
+    """The calibration set as ai-edge-quantizer reads it: one (batch, ...) input per signature call."""
+    return {SIGNATURE: [{INPUT_NAME: np.ascontiguousarray(batch)} for batch in batches]}
 
 
 def _quantize(src: Path, dst: Path, precision: str, calibration: dict | None, float_scopes: list[str] = ()) -> None:
@@ -199,7 +199,7 @@ class TfliteTarget(Target):
     def convert(self, conversion: Conversion, path: Path) -> None:
         """Convert in float32, quantize to the spec's precision, then embed the metadata."""
         precision = conversion.spec.precision
-        calibration = _calibration(conversion.calibration()) if precision == "int8" else None
+        calibration = _calibration(conversion.calibration_batches()) if precision == "int8" else None
         if precision == "fp32":
             _convert_fp32(conversion.module, path)
         else:

@@ -131,15 +131,16 @@ def runtime_module(path: Path) -> str:
     return fmt.runtime if fmt else PYTORCH_RUNTIME
 
 
-def load(path: str | Path, threads: int | None = None, module: str | None = None) -> Runtime:
+def load(path: str | Path, threads: int | None = None, module: str | None = None, **options) -> Runtime:
     """Load any artifact edgedino exports in the runtime it was made for (a weights file in PyTorch); `module`
-    names that runtime when the caller has looked it up already (the benchmark's worker process)."""
+    names that runtime when the caller has looked it up already (the benchmark's worker process); `options` are
+    that runtime's own (OpenVINO's precision="bf16")."""
     path = Path(path)
     if not path.exists():
         raise EdgeDinoError(f"artifact not found: {path}")
     backend = importlib.import_module(module or runtime_module(path))
     try:
-        return backend.load(path, threads)
+        return backend.load(path, threads, **options)
     except EdgeDinoError:
         raise
     except Exception as e:  # the runtime library's own error for a truncated or corrupt file
