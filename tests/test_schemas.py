@@ -273,7 +273,8 @@ def test_verify_table_has_no_export_seconds_and_export_keeps_them(made, capsys):
 def test_schema_enums_follow_the_tables_they_copy():
     """The targets, precisions, input formats, tasks and int8 policies a schema lists are the project's own
     (runtime/formats.py, export/spec.py, runtime/task_head.py): adding one there fails here until the schema has it."""
-    from edgedino.bench.suite import BASELINES
+    from edgedino.bench.peers import PEERS
+    from edgedino.bench.suite import BASELINES, RUNTIME_PRECISIONS
     from edgedino.export.spec import INPUT_FORMATS, INT8_POLICIES, PRECISIONS
     from edgedino.runtime.formats import FORMATS
     from edgedino.runtime.task_head import TASKS
@@ -282,10 +283,10 @@ def test_schema_enums_follow_the_tables_they_copy():
     export, meta, bench = load_schema("export"), load_schema("artifact-metadata"), load_schema("benchmark")
     assert export["$defs"]["artifact"]["properties"]["target"]["enum"] == list(FORMATS)
     assert meta["properties"]["target"]["enum"] == list(FORMATS)
-    assert bench["$defs"]["row"]["properties"]["target"]["enum"] == [*BASELINES, *FORMATS]
-    for precision in (export["$defs"]["precision"], meta["properties"]["precision"],
-                      bench["$defs"]["row"]["properties"]["precision"]):
+    assert bench["$defs"]["row"]["properties"]["target"]["enum"] == [*BASELINES, *FORMATS, *PEERS]
+    for precision in (export["$defs"]["precision"], meta["properties"]["precision"]):
         assert precision["enum"] == list(PRECISIONS)
+    assert bench["$defs"]["row"]["properties"]["precision"]["enum"] == [*PRECISIONS, *RUNTIME_PRECISIONS]
     assert export["properties"]["input_format"]["enum"] == meta["properties"]["input"]["properties"]["dtype"]["enum"] \
         == list(INPUT_FORMATS)
     assert export["properties"]["int8_policy"]["enum"] == list(INT8_POLICIES)
