@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgedino.bench.peers import PEERS
-from edgedino.errors import EdgeDinoError
+from edgedino.errors import EdgeDinoError, did_you_mean
 from edgedino.runtime.formats import FORMATS
 from edgedino.settings_file import check_settings, read_settings
 
@@ -90,9 +89,8 @@ def check_suite(suite: Suite) -> Suite:
     known = BASELINES + tuple(FORMATS) + tuple(PEERS)
     for target in dict.fromkeys(t for s in suite.passes() for t in s.targets):
         if target not in known:
-            near = difflib.get_close_matches(target, known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise EdgeDinoError(f"unknown benchmark target {target!r}{hint} (targets: {', '.join(known)})")
+            raise EdgeDinoError(f"unknown benchmark target {target!r}{did_you_mean(target, known)} "
+                                f"(targets: {', '.join(known)})")
     for s in suite.passes():
         for precision, targets in RUNTIME_PRECISIONS.items():
             if precision in s.precisions and not set(targets) & set(s.targets):
