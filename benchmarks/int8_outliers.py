@@ -173,7 +173,10 @@ def markdown(report: dict) -> str:
              "quantized, no SmoothQuant (edgedino before --int8-policy); auto: SmoothQuant + --int8-policy auto. "
              "Latency: median ms, 2 threads, one process per measurement, the rows of one model and severity "
              "measured round-robin; `x plain` = auto / plain from the same run. Core ML: reference interpreter, "
-             "no latency on Linux. Input size: "
+             "no latency on Linux. At severity 0 auto found no outlier channels and kept no layer float, so its "
+             "artifacts are the plain ones (checked for this page: the OpenVINO .bin files are byte-identical, the "
+             "ONNX files have the same nodes and initializers; only the metadata differs): their `x plain` is this "
+             "machine's timing noise, not a cost. Input size: "
              + ", ".join(sorted({"x".join(map(str, r.get("imgsz", (224, 224)))) for r in report["runs"].values()}))
              + ".", ""]
     for model in dict.fromkeys(run["model"] for run in report["runs"].values()):
