@@ -4,7 +4,8 @@ For int8 the deploy form first gets SmoothQuant (edgedino.export.smooth), exact 
 from activations without channel outliers. Then, per --int8-policy:
 - auto (the default): the layers are ranked by their sensitivity; the simulation predicts how many of the most
   sensitive must stay float for cls and patch parity to clear the threshold; the artifact is exported and checked
-  in its runtime, and if it still falls short more layers stay float (doubling) until it passes or all are float;
+  in its runtime, and if it still falls short more layers stay float (doubling) until it passes or all but one
+  are float (then it fails: an int8 artifact with no int8 layer is a float one, better exported as such);
   then the counts between the last failure and the pass are bisected (three more exports at most) and the fewest
   that passed is the artifact published.
   On weights without outliers the first try keeps none: the same graph as quantizing everything.
@@ -153,11 +154,15 @@ def guarded(plan: PrecisionPlan, scheme: Int8Scheme, threshold: float, make: Cal
         ranked = [s.layer for s in plan.table(scheme)]
         count = plan.first_count(scheme, ranked, threshold)
     result = attempt(count)
-    while result.status == "verify-failed" and not (ranked is not None and count == len(ranked)):
+    while result.status == "verify-failed" and not (ranked is not None and count >= len(ranked) - 1):
         if ranked is None:
             ranked = [s.layer for s in plan.table(scheme)]
-        failed, count = count, max(next_count(count, len(ranked)), plan.first_count(scheme, ranked, threshold))
+        most = len(ranked) - 1  # one layer at least stays quantized: a precision with none is not that precision
+        failed, count = count, min(most, max(next_count(count, most), plan.first_count(scheme, ranked, threshold)))
         result = attempt(count)
+    if result.status == "verify-failed":
+        log(f"    {plan.precision} misses the threshold with {count} of {len(ranked or ())} layers in float: export "
+            "a float precision (fp16, fp32) for this model")
     best, last = (count, result), result
     for _ in range(REFINE_TRIES if result.status == "ok" and failed is not None else 0):
         if best[0] - failed <= max(1, best[0] // 8):
