@@ -126,6 +126,13 @@ FOLDER = "is a folder: give a file name"
 NOT_PLAIN = "which is not a plain file name"
 CORRUPT = r"cannot load .*not a valid .* artifact \(truncated or corrupt\?\)"
 
+
+def at_size(base: list[str], size: str) -> list[str]:
+    """The base command at another --imgsz (one setting given twice with different values is refused)."""
+    i = base.index("--imgsz")
+    return [*base[:i + 1], size, *base[i + 2:]]
+
+
 CASES = [
     # 1. An output path naming a folder (or an input) is refused; nothing is deleted.
     Case("verify --json FOLDER", ["verify", ONNX, "--json", "{dir}/victim"], then(copy("onnx"), victim()),
@@ -214,8 +221,8 @@ CASES = [
          message="threads must be a counts, not \\[0\\]"),
     Case("benchmark --threads a", [*BENCH, "--threads", "a"], message="give comma-separated whole numbers"),
     # 13. Sizes that would allocate gigabytes are refused before anything is allocated or created.
-    Case("export --imgsz 22400", [*EXPORT, "--imgsz", "22400"], message="22400x22400 is 501.8 megapixels"),
-    Case("benchmark --imgsz 22400", [*BENCH, "--imgsz", "22400"], message="megapixels, over edgedino's limit"),
+    Case("export --imgsz 22400", at_size(EXPORT, "22400"), message="22400x22400 is 501.8 megapixels"),
+    Case("benchmark --imgsz 22400", at_size(BENCH, "22400"), message="megapixels, over edgedino's limit"),
     Case("export, recipe a target cannot do", ["export", "--model", "vit_test", "--recipe", "{dir}/r.yaml",
                                                "--out", "{dir}/out"],
          write("r.yaml", "target: coreml\nimgsz: 64\noptions: {minimum_deployment_target: iOS99}\n"), code=1,

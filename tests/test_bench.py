@@ -23,9 +23,9 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-def benchmark(cache, tmp_path, *args):
+def benchmark(cache, tmp_path, *args, imgsz: str = "64"):
     env = {**os.environ, "EDGEDINO_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "edgedino", "benchmark", "--model", "vit_test", "--imgsz", "64",
+    return subprocess.run([sys.executable, "-m", "edgedino", "benchmark", "--model", "vit_test", "--imgsz", imgsz,
                            "--iters", "3", "--warmup", "1", "--threads", "1", "--json", str(tmp_path / "r.json"),
                            "--md", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png"), *args],
                           capture_output=True, text=True, env=env, timeout=900)
@@ -128,7 +128,7 @@ def test_shipped_suites_load():
 
 
 def test_size_not_multiple_of_stride(cache, tmp_path):
-    out = benchmark(cache, tmp_path, "--imgsz", "70", "--target", "torch")
+    out = benchmark(cache, tmp_path, "--target", "torch", imgsz="70")
     assert out.returncode == 2 and "not a multiple of the model's stride 16" in out.stderr
 
 
