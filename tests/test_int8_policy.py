@@ -188,6 +188,7 @@ def _make(passes_from: int, calls: list):
 @pytest.mark.parametrize("first,passes_from,tried", [
     (0, 0, [0]), (2, 2, [2]), (0, 3, [0, 1, 2, 4, 3]),
     (1, 99, [1, 2, 4, 8, 9]),  # never all 10: one layer stays int8, and the export fails
+    (10, 99, [9]),  # the simulation asks for all 10: one stays int8 all the same
     (1, 5, [1, 2, 4, 8, 6, 5]),  # the doubling overshoots to 8: bisected down to 5
     (1, 6, [1, 2, 4, 8, 6, 5, 6]),  # the last bisection try failed: the fewest that passed (6) is exported again
 ])

@@ -152,12 +152,12 @@ def guarded(plan: PrecisionPlan, scheme: Int8Scheme, threshold: float, make: Cal
     count, failed = 0, None
     if not plan.clears(scheme, plan.simulator(scheme).eligible, threshold):
         ranked = [s.layer for s in plan.table(scheme)]
-        count = plan.first_count(scheme, ranked, threshold)
+        count = min(plan.first_count(scheme, ranked, threshold), max(len(ranked) - 1, 0))
     result = attempt(count)
     while result.status == "verify-failed" and not (ranked is not None and count >= len(ranked) - 1):
         if ranked is None:
             ranked = [s.layer for s in plan.table(scheme)]
-        most = len(ranked) - 1  # one layer at least stays quantized: a precision with none is not that precision
+        most = max(len(ranked) - 1, 0)  # one layer at least stays quantized: a precision with none is not that one
         failed, count = count, min(most, max(next_count(count, most), plan.first_count(scheme, ranked, threshold)))
         result = attempt(count)
     if result.status == "verify-failed":
