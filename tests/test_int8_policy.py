@@ -143,9 +143,11 @@ def test_simulated_quantizers():
     err = (fake_activation(x, -1.0, 3.0) - x).abs().max()
     assert 0 < err <= 4 / 255 / 2 + 1e-6
     assert (fake_activation(x, -1.0, 3.0, symmetric=True) - x).abs().max() <= 6 / 255 / 2 + 1e-6
-    w = torch.randn(64, 32)
+    w = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
     assert len(torch.unique(fake_weight_palette(w))) <= 16
-    assert (fake_weight_palette(w) - w).abs().mean() < 0.1 * w.abs().mean()
+    # 16 Lloyd levels on a Gaussian err by about 0.098 of the mean |w| (0.099 here); 16 even steps over +-4 sigma
+    # would err by about 0.16
+    assert (fake_weight_palette(w) - w).abs().mean() < 0.11 * w.abs().mean()
 
 
 def test_next_count_doubles_up_to_all():
