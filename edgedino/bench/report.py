@@ -82,12 +82,19 @@ def markdown(report: dict) -> str:
 
 
 def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
+    """Write the JSON, Markdown and plot (latency against parity) files asked for, each atomically."""
+    from edgedino.bench.plots import plot
+
+    write_files(report, "benchmark", markdown, plot, json_path, md_path, plot_path)
+
+
+def write_files(report: dict, name: str, markdown_of, plot, json_path=None, md_path=None, plot_path=None) -> None:
+    """A benchmark report's files: JSON with the schema `name`, Markdown from `markdown_of`, and `plot`'s picture;
+    each atomically, each only when its path is given."""
     if json_path:
-        write_json(json_path, "benchmark", report)
+        write_json(json_path, name, report)
     if md_path:
         with atomic_path(md_path) as tmp:
-            tmp.write_text(markdown(report))
+            tmp.write_text(markdown_of(report))
     if plot_path:
-        from edgedino.bench.plots import plot
-
         plot(report, plot_path)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from edgedino.atomic import atomic_path
 from edgedino.bench.load import load_line, warning_lines
-from edgedino.schemas import write_json
 
 HEADER = ("method", "protocol", "input", "J", "F", "J&F", "box IoU", "FPS", "decode", "prep", "backbone", "propagate",
           "draw")
@@ -58,12 +56,7 @@ def markdown(report: dict) -> str:
 
 def write(report: dict, json_path=None, md_path=None, plot_path=None) -> None:
     """Write the JSON, Markdown and plot (J&F against FPS) files asked for, each atomically."""
-    if json_path:
-        write_json(json_path, "benchmark-tracking", report)
-    if md_path:
-        with atomic_path(md_path) as tmp:
-            tmp.write_text(markdown(report))
-    if plot_path:
-        from edgedino.bench.plots import tracking_plot
+    from edgedino.bench.plots import tracking_plot
+    from edgedino.bench.report import write_files
 
-        tracking_plot(report, plot_path)
+    write_files(report, "benchmark-tracking", markdown, tracking_plot, json_path, md_path, plot_path)
