@@ -305,3 +305,17 @@ def test_bf16_without_a_target_that_has_it_is_an_error():
 
     with pytest.raises(EdgeDinoError, match="precision bf16 runs on openvino only"):
         check_suite(Suite(models=["vit_test"], targets=["torch", "onnx"], precisions=["fp32", "bf16"]))
+
+
+@pytest.mark.parametrize("patch,cls,status", [(0.999, 0.999, "measured"), (0.5, 0.999, "verify-failed"),
+                                              (0.9995, float("nan"), "verify-failed"), (None, 0.999, "verify-failed")])
+def test_peer_and_runtime_precision_parity_fails_closed(patch, cls, status):
+    """A row no export verified is held to its bound here: below it, NaN or a missing cosine is verify-failed."""
+    from types import SimpleNamespace
+
+    from edgedino.bench.jobs import check_parity
+
+    row = SimpleNamespace(precision="int8", target="peer-onnx", parity_cos=patch, cls_cos=cls, status="measured",
+                          reason="")
+    check_parity(row)
+    assert row.status == status and (status == "measured") == (row.reason == "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from edgedino.atomic import atomic_path
@@ -51,12 +52,18 @@ def runtime_precision_unsupported(precision: str) -> str | None:
 
 def check_parity(row) -> None:
     """A row that no export verified (a runtime precision, a peer) is verify-failed below its precision's parity
-    bound, on the worse of its cls and patch cosines."""
+    bound, on the worse of its cls and patch cosines; a missing or NaN cosine fails too."""
     bound = RUNTIME_THRESHOLDS.get(row.precision) or (THRESHOLDS[row.precision] if row.target in PEERS else None)
-    cosines = [c for c in (row.parity_cos, row.cls_cos) if c is not None]
-    if bound is not None and cosines and min(cosines) < bound and row.status == "measured":
+    if bound is None or row.status != "measured":
+        return
+    cosines = [row.parity_cos, row.cls_cos]
+    if None in cosines:
+        row.status, row.reason = "verify-failed", f"no cls or patch cosine to check against the {bound} bound"
+        return
+    worst = min(cosines) if all(math.isfinite(c) for c in cosines) else math.nan
+    if not worst >= bound:
         row.status = "verify-failed"
-        row.reason = (f"parity {min(cosines):.4f} (worse of cls and patch cosine) is below the {row.precision} "
+        row.reason = (f"parity {worst:.4f} (worse of cls and patch cosine) is below the {row.precision} "
                       f"bound {bound}")
 
 
