@@ -296,6 +296,7 @@ def test_default_suite_has_the_comparison_rows():
     default, quick = load_suite(folder / "default.yaml"), load_suite(folder / "quick.yaml")
     assert {"peer-openvino", "peer-onnx", "peer-litert"} <= set(default.targets) and "bf16" in default.precisions
     assert default.avx2 and {b for p in default.passes() for b in p.batch} == {1, 4, 8}
+    assert {s for p in default.passes() for s in p.imgsz} == {"224", "448"}
     assert not quick.avx2 and not quick.also and not any(t.startswith("peer-") for t in quick.targets)
 
 

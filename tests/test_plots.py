@@ -1,5 +1,7 @@
-"""The benchmark pictures: made from small results JSON, every label off every marker and every other label (as the
-renderer draws them), plain-number log ticks, and the random-weights note where the weights were random."""
+"""The benchmark pictures, made from small results JSON: latency against parity as one panel per model and setting,
+each row one marker of its target's colour and its precision's shape; tracking with every label off every marker and
+every other label (as the renderer draws them); plain-number log ticks; the random-weights note where the weights
+were random."""
 
 from __future__ import annotations
 
@@ -70,18 +72,34 @@ def _assert_readable(fig, ax, labels, markers, n_points):
     assert ticks and all(t.replace(".", "").isdigit() for t in ticks), ticks
 
 
-def test_latency_plot_labels_clear_of_markers(latency_report, tmp_path):
-    fig, ax, labels, markers = plots.latency_figure(latency_report)
-    _assert_readable(fig, ax, labels, markers, 10)
-    # parity 0.9996 and 0.9999 sit a visible distance apart; PyTorch and fp32 exports share the top line
-    y = {(r["target"], r["precision"]): xy[1] for r, xy in zip(
-        [r for r in latency_report["rows"] if r["latency_ms"]], [m.get_xydata()[0] for m in markers], strict=True)}
+def test_latency_plot_has_a_panel_per_model_and_setting(latency_report, tmp_path):
+    """Each measured row is one marker in its model's panel for its setting, coloured by target and shaped by
+    precision; parity 0.9996 and 0.9999 sit a visible distance apart; PyTorch and fp32 exports share the top line."""
+    more = [{**r, "threads": 1, "latency_ms": {k: 2 * v for k, v in r["latency_ms"].items()}}
+            for r in latency_report["rows"] if r["latency_ms"]]
+    report = {**latency_report, "rows": latency_report["rows"] + more}
+    fig, panels = plots.latency_figure(report)
+    fig.canvas.draw()
+    assert [(setting, model) for _, setting, model, _ in panels] == [
+        (f"224x224, {t}, batch 1", m) for t in ("2 threads", "1 thread") for m in ("vits16", "convnext_tiny")]
+    measured = [r for r in report["rows"] if r["latency_ms"]]
+    for ax, setting, model, markers in panels:
+        mine = [r for r in measured if r["model"] == model and setting.startswith(f"224x224, {r['threads']} thread")]
+        assert len(markers) == len(mine) > 0
+        drawn = sorted((m.get_color(), m.get_marker(), round(m.get_xydata()[0][0], 3)) for m in markers)
+        assert drawn == sorted((plots.COLOURS[r["target"]], plots.MARKERS[r["precision"]],
+                                round(r["latency_ms"]["median"], 3)) for r in mine)
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert ticks and all(t.replace(".", "").isdigit() for t in ticks), ticks
+    ax, _, _, markers = panels[0]
+    y = {(m.get_color(), m.get_marker()): m.get_xydata()[0][1] for m in markers}
+    onnx, openvino = plots.COLOURS["onnx"], plots.COLOURS["openvino"]
     ax_y = ax.transData.transform
-    assert ax_y((1, y["openvino", "int8"]))[1] - ax_y((1, y["onnx", "int8"]))[1] > 20
-    assert y["torch", "fp32"] == y["onnx", "fp32"] == plots.GAP_FLOOR
+    assert ax_y((1, y[openvino, "D"]))[1] - ax_y((1, y[onnx, "D"]))[1] > 10  # pixels
+    assert y[plots.COLOURS["torch"], "o"] == y[onnx, "o"] == plots.GAP_FLOOR
     assert [t.get_text() for t in ax.get_yticklabels()][-1].startswith("≥0.99999")
     plots.pyplot().close(fig)
-    out = plots.plot(latency_report, tmp_path / "p.png")
+    out = plots.plot(report, tmp_path / "p.png")
     assert cv2.imread(str(out)).shape[1] > 800
 
 

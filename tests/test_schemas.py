@@ -74,9 +74,18 @@ def made(tmp_path_factory, image_paths):
                          "--no-verify"]) == 0
             with_head = next((d / task).glob("*.onnx"))
             assert app.main(["--model", str(with_head), *run, "--json", str(d / f"{task}.jsonl")]) == 0
+        tiny = ["--data", str(d / "data"), "--preset", "tiny-cpu"]
+        assert main(["pretrain", *tiny, "--out", str(d / "pre"), "--max-steps", "3", "run.batch=4", "data.workers=0",
+                     "gram.start=2", "gram.refresh_every=2"]) == 0
+        for kind, teacher in (("heads", "checkpoint.pth"), ("features", "backbone.pth")):
+            assert main(["distill", *tiny, "--teacher-weights", str(d / "pre" / teacher), "--student", "vit_test",
+                         "--out", str(d / f"distill-{kind}"), "--max-steps", "1", "run.batch=4",
+                         "data.workers=0"]) == 0
     lines = {n: [json.loads(t) for t in (d / f"{n}.jsonl").read_text().splitlines()] for n in TASK_APPS}
+    lines["train-metrics"] = [json.loads(t) for run in ("pre", "distill-heads", "distill-features")
+                              for t in (d / run / "metrics.jsonl").read_text().splitlines()]
     outputs = {n: json.loads((d / f"{f}.json").read_text()) for n, f in FILES.items()}
-    return {**outputs, **{f"{n}-jsonl": v for n, v in lines.items()}, "dir": d,
+    return {**outputs, **{n if n == "train-metrics" else f"{n}-jsonl": v for n, v in lines.items()}, "dir": d,
             "artifact-metadata": [load(artifact).metadata, load(next((d / "classify").glob("*.onnx"))).metadata]}
 
 
@@ -98,6 +107,19 @@ def test_each_output_matches_its_shipped_schema(made, name):
     assert docs, f"no {name} output was produced"
     for doc in docs:
         validate(name, doc)
+
+
+def test_training_metrics_schema_names_only_keys_the_runs_write(made):
+    """pretrain (every term live, Gram from step 2) and distill with head and with feature targets together write
+    every key the schema names, except the GPU-only one: the schema describes the runs as they are."""
+    import re
+
+    schema = load_schema("train-metrics")
+    written = {k for doc in made["train-metrics"] for k in doc}
+    assert set(schema["properties"]) - written == {"gpu_memory_gb"}
+    (pattern,) = schema["patternProperties"]
+    student_terms = {k for k in written if re.fullmatch(pattern, k)}
+    assert student_terms == {f"vit_test.{t}" for t in ("cls", "patch", "dino", "ibot", "koleo")}, student_terms
 
 
 def test_jsonl_lines_are_one_per_frame_with_seconds(made):

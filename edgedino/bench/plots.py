@@ -21,22 +21,13 @@ SIZE_KEYS = (10, 30, 100)  # MB, the marker sizes shown in the legend
 CAPTION = ("Up is closer to PyTorch: the y axis is 1 − cosine on a log scale, labelled as the cosine (mean over "
            "patch tokens, vs PyTorch fp32 on held-out images), so 0.99, 0.999 and 0.9999 are as far apart as 0.9 "
            f"and 0.99; everything closer to 1 than {GAP_FLOOR:f} (fp32 exports, PyTorch itself) sits on the top line. "
-           "Left is faster: median latency, log scale. Marker area: size on disk; label colour: the target.")
+           "Left is faster: median latency, log scale. Colour: the target; shape: the precision; area: size on disk. "
+           "One panel per model and setting (size, threads, batch).")
 
 TRACKING_CAPTION = ("One point per model, target, precision and short side (the label's number): J&F as DAVIS defines "
                     "it, averaged over every object of every sequence, against end-to-end frames per second (decode, "
                     "preprocess, backbone, propagate, draw). The dashed line is the no-motion baseline (first mask "
                     "copied to every frame); CSRT and KCF give boxes only, so they have no J&F (see the table).")
-
-
-def _varying(rows: list[dict], keys: tuple[str, ...]) -> list[str]:
-    return [k for k in keys if len({r[k] for r in rows}) > 1]
-
-
-def _label(row: dict, extra: list[str]) -> str:
-    """The model, and the imgsz / threads / batch when the suite varies them: 'vits16 448x448 2t b4'."""
-    forms = {"imgsz": "{}", "threads": "{}t", "batch": "b{}"}
-    return " ".join([row["model"], *(forms[k].format(row[k]) for k in extra)])
 
 
 def _cos_ticks(worst: float) -> tuple[list[float], list[str]]:
@@ -62,46 +53,71 @@ def _legends(ax, colours: dict[str, str], markers: dict[str, str], sizes: tuple[
               ("precision", [handle(marker=m, color="white", markersize=7) for m in markers.values()], list(markers)),
               ("size on disk", [handle(marker="o", color="0.8", markersize=(AREA_PER_MB * s) ** 0.5) for s in sizes],
                [f"{s:g} MB" for s in sizes])]
+    inches = ax.get_position().height * ax.figure.get_figheight()  # one unit of axes fraction, in inches
     top = 1.0
     for title, handles, names in (g for g in groups if g[2]):
         legend = ax.legend(handles, names, title=title, loc="upper left", bbox_to_anchor=(1.02, top), fontsize=7,
                            title_fontsize=8, frameon=False, labelspacing=0.9 if title == "size on disk" else 0.4,
                            alignment="left")
         ax.add_artist(legend)
-        top -= 0.08 + 0.065 * len(names) * (1.6 if title == "size on disk" else 1)
+        top -= (0.4 + 0.17 * len(names) * (1.6 if title == "size on disk" else 1)) / inches
+
+
+def _setting(row: dict) -> str:
+    """A panel's setting: size, threads and batch ('224x224, 2 threads, batch 1')."""
+    return f"{row['imgsz']}, {row['threads']} thread{'s' if row['threads'] > 1 else ''}, batch {row['batch']}"
 
 
 def latency_figure(report: dict):
-    """(figure, axes, labels, markers) of median latency against parity, one point per measured row."""
+    """(figure, panels): one panel per setting (size, threads, batch; the rows) and model (the columns), each a
+    marker per measured row at its median latency and parity: colour the target, shape the precision, area the
+    size on disk. Within a panel target and precision name a row, so no marker needs a label. panels: a list of
+    (axes, setting, model, markers) in drawing order."""
     plt = pyplot()
     rows = [r for r in report["rows"] if r["latency_ms"] and r["parity_cos"] is not None]
-    extra = _varying(rows, ("imgsz", "threads", "batch"))
-    points = [Point(r["latency_ms"]["median"], _gap(r["parity_cos"]), _label(r, extra),
-                    COLOURS.get(r["target"], "tab:red"), MARKERS.get(r["precision"], "X"),
-                    AREA_PER_MB * (r["size_mb"] or 1)) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 5.6), dpi=130)
-    fig.subplots_adjust(left=0.09, right=0.76, top=0.9, bottom=0.2)
-    markers = draw_points(ax, points)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    plain_log_axis(ax.xaxis)
-    xs, gaps = [p.x for p in points] or [10.0], [p.y for p in points] or [GAP_FLOOR]
-    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+    settings = list(dict.fromkeys(_setting(r) for r in rows)) or ["no measured rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows)) or ["-"]
+    gaps = [_gap(r["parity_cos"]) for r in rows] or [GAP_FLOOR]
     worst = 10.0 ** min(math.floor(math.log10(max(gaps))) + 1, 0)  # the decade above the worst parity
-    ax.set_ylim(worst, GAP_FLOOR / 10)  # inverted: the best parity at the top, with room for labels above it
-    ax.set_yticks(*_cos_ticks(worst))
-    ax.yaxis.set_minor_locator(plt.NullLocator())
-    ax.set_xlabel("median latency, ms (log scale; left is faster)")
-    ax.set_ylabel("parity: cosine vs PyTorch fp32 (log of 1 − cos)")
+    width, height = 3.6 * len(models) + 2.9, 2.1 * len(settings) + 1.5  # inches: panels, legends, caption
+    fig, axes = plt.subplots(len(settings), len(models), figsize=(width, height), dpi=130, squeeze=False,
+                             sharey=True)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 2.1 / width, top=1 - 0.6 / height, bottom=1.05 / height,
+                        hspace=0.6, wspace=0.1)
+    panels = []
+    for i, setting in enumerate(settings):
+        for j, model in enumerate(models):
+            ax = axes[i][j]
+            mine = [r for r in rows if _setting(r) == setting and r["model"] == model]
+            points = [Point(r["latency_ms"]["median"], _gap(r["parity_cos"]), r["target"],
+                            COLOURS.get(r["target"], "tab:red"), MARKERS.get(r["precision"], "X"),
+                            AREA_PER_MB * (r["size_mb"] or 1)) for r in mine]
+            markers = draw_points(ax, points)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            plain_log_axis(ax.xaxis)
+            xs = [p.x for p in points] or [10.0]
+            ax.set_xlim(min(xs) / 1.4, max(xs) * 1.4)
+            ax.set_ylim(worst, GAP_FLOOR / 10)  # inverted: the best parity at the top
+            ax.set_yticks(*_cos_ticks(worst))
+            ax.yaxis.set_minor_locator(plt.NullLocator())
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"{model}: {setting}", fontsize=8)
+            ax.grid(alpha=0.3, which="major")
+            if not mine:
+                ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", fontsize=7, color="0.4")
+            panels.append((ax, setting, model, markers))
+    for ax in axes[-1]:
+        ax.set_xlabel("median latency, ms (log; left is faster)", fontsize=7)
+    for row_axes in axes:
+        row_axes[0].set_ylabel("cosine vs PyTorch", fontsize=7)
     cpu = report["machine"]["cpu"]
-    ax.set_title(f"edgedino benchmark: {cpu['model']}, {cpu['cores']} cores, "
-                 f"{', '.join(str(t) for t in sorted({r['threads'] for r in rows}))} threads", fontsize=10)
-    ax.grid(alpha=0.3, which="major")
+    fig.suptitle(f"edgedino benchmark: {cpu['model']}, {cpu['cores']} cores", fontsize=10)
     used = {r["target"] for r in rows}, {r["precision"] for r in rows}
-    _legends(ax, {k: v for k, v in COLOURS.items() if k in used[0]},
+    _legends(axes[0][-1], {k: v for k, v in COLOURS.items() if k in used[0]},
              {k: v for k, v in MARKERS.items() if k in used[1]}, SIZE_KEYS)
-    fig.text(0.02, 0.02, CAPTION, fontsize=7, wrap=True, va="bottom", color="0.25")
-    return fig, ax, place_labels(ax, points, markers), markers
+    fig.text(0.01, 0.005, CAPTION, fontsize=7, wrap=True, va="bottom", color="0.25")
+    return fig, panels
 
 
 def plot(report: dict, path: str | Path) -> Path:

@@ -20,6 +20,7 @@ VERSIONS: dict[str, int] = {
     "track-jsonl": 1,  # one line per frame of `edgedino-track --json`
     "classify-jsonl": 1,  # one line per frame of `edgedino-classify --json`
     "segment-jsonl": 1,  # one line per frame of `edgedino-segment --json`
+    "train-metrics": 1,  # one line per step of the metrics.jsonl of `edgedino pretrain` and `edgedino distill`
 }
 
 

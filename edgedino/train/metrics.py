@@ -9,12 +9,14 @@ from pathlib import Path
 
 from edgedino.atomic import atomic_path
 from edgedino.errors import EdgeDinoError
+from edgedino.schemas import stamp
 
 NAME = "metrics.jsonl"
 
 
 class MetricsLog:
-    """One JSON object per step in out/metrics.jsonl; on resume, lines past the checkpoint are dropped."""
+    """One JSON object per step in out/metrics.jsonl (edgedino/schemas/train-metrics.schema.json); on resume, lines
+    past the checkpoint are dropped."""
 
     def __init__(self, out: Path, start: int):
         self.path = Path(out) / NAME
@@ -43,7 +45,7 @@ class MetricsLog:
         return out
 
     def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(json.dumps(stamp("train-metrics", record)) + "\n")
         self.file.flush()
 
     def close(self) -> None:
