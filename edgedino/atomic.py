@@ -5,13 +5,17 @@ file by rename(2). A folder replaces a folder only when `ours(path)` recognises 
 output of ours (an .mlpackage edgedino exported), and then by an atomic exchange, so that a reader sees the
 old folder or the new one, never nothing. Anything else in the way (a folder where a file is to go, a folder
 that is not ours, one of the command's own inputs) is refused with an EdgeDinoError before any work is done.
+The staging folder (`.<name>.XXXXXXXX`) is locked while in use, so what a killed process left is told from what a
+running one still writes, and is removed by the next write of the same output.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -134,22 +138,67 @@ def exchange(a: Path, b: Path) -> None:
     os.rename(aside, a)
 
 
+def _staging_name(name: str) -> re.Pattern:
+    """The names staging(folder, name) gives: tempfile.mkdtemp(prefix=f".{name}.")."""
+    return re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}")
+
+
+@contextmanager
+def staging(folder: Path, name: str) -> Iterator[Path]:
+    """A hidden folder beside the output `name` to build it in, held under an flock while it exists (the kernel
+    drops the lock when the process dies, however it dies) and removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder))
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def remove_stale_staging(folder: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the staging folders of `names` in `folder` that a killed process left: named as staging() names
+    them, not locked by a live process, and holding only files and folders named after the output (a user's
+    folder that happens to match the pattern is kept). The removed ones, for the caller to say so."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        name = next((n for n in names if _staging_name(n).fullmatch(entry.name)), None)
+        if name is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if all(p.name.startswith(name) and not p.is_symlink() for p in entry.iterdir()):
+                shutil.rmtree(entry)
+                removed.append(entry)
+        except OSError:  # locked: a live process is writing it
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, is_dir: bool = False, ours: Recogniser | None = None) -> Iterator[Path]:
     """Yield a temporary path to write a file (or folder) to; it is published at `path` only if the block
     succeeds. Folders the write had to create are removed again if it fails."""
     path = check_output(path, is_dir, ours)
     created = make_parents(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    target = tmp / path.name
     published = False
     try:
-        if is_dir:
-            target.mkdir()
-        yield target
-        publish(target, path, ours)
-        published = True
+        with staging(path.parent, path.name) as tmp:
+            target = tmp / path.name
+            if is_dir:
+                target.mkdir()
+            yield target
+            publish(target, path, ours)
+            published = True
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if not published:
             remove_if_empty(created)

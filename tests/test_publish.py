@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgedino.atomic import atomic_path, check_output, exchange
+from edgedino.atomic import atomic_path, check_output, exchange, remove_stale_staging, staging
 from edgedino.errors import EdgeDinoError
 
 POLLER = Path(__file__).with_name("publish_poller.py")
@@ -82,6 +82,54 @@ def test_a_failed_write_removes_the_folders_it_made(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("the work failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def _killed_in_staging(folder: Path, name: str, files: list[str]) -> Path:
+    """What SIGKILL leaves while an output is staged: a process builds `files` in staging(folder, name) and is
+    killed before publishing. The staging folder it left."""
+    code = ("import os, signal, sys\nfrom pathlib import Path\nfrom edgedino.atomic import staging\n"
+            "with staging(Path(sys.argv[1]), sys.argv[2]) as tmp:\n"
+            "    for f in sys.argv[3:]:\n        (tmp / f).write_bytes(b'partial')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    before = set(folder.iterdir())
+    proc = subprocess.run([sys.executable, "-c", code, str(folder), name, *files], timeout=60)
+    assert proc.returncode == -9
+    (left,) = set(folder.iterdir()) - before
+    return left
+
+
+def test_a_killed_exports_staging_is_removed_by_the_next_export_and_nothing_else(tmp_path):
+    """SIGKILL mid-export leaves `.<name>.XXXXXXXX`; the next export of that name removes it and says so. A staging
+    folder a live process holds, a look-alike holding a file of the user's, and another name's debris stay."""
+    from edgedino.export import export
+
+    name = "vit_test_64_fp32"
+    debris = _killed_in_staging(tmp_path, name, [f"{name}.xml", f"{name}.bin"])
+    other = _killed_in_staging(tmp_path, "vit_test_64_int8", ["vit_test_64_int8.onnx"])
+    mine = tmp_path / f".{name}.notes123"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep")
+    lines: list[str] = []
+    with staging(tmp_path, name) as live:
+        assert remove_stale_staging(tmp_path, [name]) == [debris]  # the debris only: `live` is locked
+        assert live.is_dir()
+        debris.mkdir()  # debris again, for the export to find
+        (debris / f"{name}.xml").write_text("partial")
+        result = export(targets="openvino", model="vit_test", imgsz=64, out=tmp_path, verify_outputs=False,
+                        log=lines.append)
+        assert result.artifacts[0].status == "unverified" and live.is_dir()
+    assert not debris.exists() and other.exists() and (mine / "todo.txt").read_text() == "keep"
+    assert any(f"removed {debris.name}" in line and "killed" in line for line in lines), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, mine.name, f"{name}.xml", f"{name}.bin"])
+
+
+def test_a_killed_atomic_writes_staging_is_locked_only_while_it_lives(tmp_path):
+    with atomic_path(tmp_path / "r.json") as tmp:
+        assert remove_stale_staging(tmp_path, ["r.json"]) == [] and tmp.parent.exists()
+        tmp.write_text("{}")
+    left = _killed_in_staging(tmp_path, "r.json", ["r.json"])
+    assert remove_stale_staging(tmp_path, ["r.json"]) == [left] and not left.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgedino.atomic import disk_full, make_parents, remove_if_empty
+from edgedino.atomic import disk_full, make_parents, remove_if_empty, remove_stale_staging, staging
 from edgedino.errors import EdgeDinoError, did_you_mean, reraise_interrupt, sticky_interrupt
 from edgedino.export import parity
 from edgedino.export.gate import verify_artifact
@@ -192,8 +192,8 @@ def backbone_weights(backbone, weights, head) -> Iterator[tuple[str, str | None]
         raise EdgeDinoError(f"model must be a preset name or an edgedino Backbone, not a {type(backbone).__name__}")
     if weights is not None or head is not None:
         raise EdgeDinoError("a Backbone object carries its own weights: give it without weights or head")
-    with tempfile.TemporaryDirectory(prefix="edgedino-backbone-") as staging:
-        yield backbone.cfg.name, str(save_backbone(backbone, Path(staging) / f"{backbone.cfg.name}.pt"))
+    with tempfile.TemporaryDirectory(prefix="edgedino-backbone-") as tmp:
+        yield backbone.cfg.name, str(save_backbone(backbone, Path(tmp) / f"{backbone.cfg.name}.pt"))
 
 
 def _networks(weights, model, head, log):
@@ -254,11 +254,13 @@ class _Job:
         """Convert, publish and verify one artifact."""
         plan = self.plans.get(spec.precision)
         prepare = (lambda module: plan.prepare(module, target.int8)) if plan else None
-        with tempfile.TemporaryDirectory(prefix=f".{spec.filename(self.name)}.", dir=self.out) as staging:
+        for debris in remove_stale_staging(self.out, [spec.filename(self.name)]):
+            self.log(f"    removed {debris.name}, left in {self.out} by an export that was killed")
+        with staging(self.out, spec.filename(self.name)) as folder:
             # The staging folder ends up holding what the artifact replaced: removed once it is verified,
             # so a reader that opened the old one does not have it deleted under it as the new one lands.
             result = _one(target, spec, self.backbone, self.calib if plan else None,
-                          self.out / (spec.filename(self.name) + target.suffix), Path(staging), self.log, self.head,
+                          self.out / (spec.filename(self.name) + target.suffix), folder, self.log, self.head,
                           self.head_file, prepare)
             result.float_layers = list(spec.quant.float_layers)
             if result.status == "exported" and self.verify_outputs:
@@ -268,7 +270,7 @@ class _Job:
         return result
 
 
-def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging: Path, log,
+def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, final: Path, staging_dir: Path, log,
          head=None, head_file: str | Path | None = None, prepare: Callable | None = None) -> ArtifactResult:
     """Convert into the staging folder, run the static checks, then publish under the final name. `prepare` turns
     the deployed module into the form the precision exports (SmoothQuant for int8)."""
@@ -279,7 +281,7 @@ def _one(target: Target, spec: ExportSpec, backbone, calib: np.ndarray | None, f
                               head=copy.deepcopy(head))
         module = prepare(module) if prepare else module
         conversion = Conversion(module, spec, calib, build_metadata(module, spec, head_file))
-        staged = staging / final.name
+        staged = staging_dir / final.name
         with redirect_stdout(sys.stderr), sticky_interrupt():  # progress bars to stderr: stdout is the results
             target.convert(conversion, staged)
         result.checks = target.static_checks(conversion, staged)
