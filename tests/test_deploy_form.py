@@ -60,3 +60,17 @@ def test_exported_convnext_graph_has_no_permutes_in_blocks():
     ops = _ov_ops("convnext_test", (64, 64))
     assert ops["Transpose"] <= 1, f"only the final (B, C, h*w) -> (B, h*w, C); got {ops['Transpose']}"
     assert ops["Convolution"] >= 2 * sum(create_model("convnext_test").cfg.depths), "pointwise layers are 1x1 convs"
+
+
+@pytest.mark.parametrize("name", ["vit_test", "convnext_test"])
+def test_exported_onnx_gelu_is_one_node(name, tmp_path):
+    """GELU reaches onnxruntime as its Gelu op (one fused kernel), not as the Div, Erf, Add, Mul chain."""
+    import onnx
+
+    from edgedino.export import export
+
+    result = export(targets="onnx", model=name, imgsz=64, out=tmp_path, log=lambda line: None, verify_outputs=False)
+    ops = Counter(n.op_type for n in onnx.load(result.artifacts[0].path).graph.node)
+    model = create_model(name)
+    count = len(model.blocks) if hasattr(model, "blocks") else sum(model.cfg.depths)
+    assert ops["Gelu"] == count and ops["Erf"] == 0, ops
