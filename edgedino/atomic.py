@@ -5,15 +5,14 @@ file by rename(2). A folder replaces a folder only when `ours(path)` recognises 
 output of ours (an .mlpackage edgedino exported), and then by an atomic exchange, so that a reader sees the
 old folder or the new one, never nothing. Anything else in the way (a folder where a file is to go, a folder
 that is not ours, one of the command's own inputs) is refused with an EdgeDinoError before any work is done.
-The staging folder (`.<name>.XXXXXXXX`) is locked while in use, so what a killed process left is told from what a
-running one still writes, and is removed by the next write of the same output.
+The staging folder (`.<name>.XXXXXXXX`) is locked while in use (flock; not on Windows), so what a killed process
+left is told from what a running one still writes, and is removed by the next write of the same output.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import re
 import shutil
@@ -24,6 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgedino.errors import EdgeDinoError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so a killed process's staging folder is left for the user to remove
+    fcntl = None
 
 Recogniser = Callable[[Path], bool]  # True when an existing folder is an earlier output of ours
 
@@ -148,13 +152,15 @@ def staging(folder: Path, name: str) -> Iterator[Path]:
     """A hidden folder beside the output `name` to build it in, held under an flock while it exists (the kernel
     drops the lock when the process dies, however it dies) and removed at the end."""
     path = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder))
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if fcntl else None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def remove_stale_staging(folder: Path, names: Iterable[str]) -> list[Path]:
@@ -162,7 +168,7 @@ def remove_stale_staging(folder: Path, names: Iterable[str]) -> list[Path]:
     them, not locked by a live process, and holding only files and folders named after the output (a user's
     folder that happens to match the pattern is kept). The removed ones, for the caller to say so."""
     removed: list[Path] = []
-    if not folder.is_dir():
+    if fcntl is None or not folder.is_dir():
         return removed
     for entry in folder.iterdir():
         name = next((n for n in names if _staging_name(n).fullmatch(entry.name)), None)
