@@ -147,15 +147,28 @@ def _staging_name(name: str) -> re.Pattern:
     return re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}")
 
 
+def _lock_name(name: str) -> str:
+    """The lock file inside a staging folder: never the output's own name."""
+    return f"{name}.staging-lock"
+
+
 @contextmanager
 def staging(folder: Path, name: str) -> Iterator[Path]:
-    """A hidden folder beside the output `name` to build it in, held under an flock while it exists (the kernel
-    drops the lock when the process dies, however it dies) and removed at the end."""
+    """A hidden folder beside the output `name` to build it in, removed at the end. While it lives, a lock file in
+    it is held under an flock (the kernel drops it when the process dies, however it dies); the file gets its
+    name only once locked, so a folder with that file and no lock is a dead process's. Where flock is missing
+    (Windows) or refused (some network filesystems), no lock file is named and the folder is never taken for
+    debris."""
     path = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder))
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if fcntl else None
+    fd = None
     try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fd = os.open(path / ".lock-pending", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.rename(path / ".lock-pending", path / _lock_name(name))
+            except OSError:
+                pass  # unlocked: left alone by remove_stale_staging, removed below as always
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
@@ -165,24 +178,25 @@ def staging(folder: Path, name: str) -> Iterator[Path]:
 
 def remove_stale_staging(folder: Path, names: Iterable[str]) -> list[Path]:
     """Remove the staging folders of `names` in `folder` that a killed process left: named as staging() names
-    them, not locked by a live process, and holding only files and folders named after the output (a user's
-    folder that happens to match the pattern is kept). The removed ones, for the caller to say so."""
+    them, holding its lock file, and that lock held by no live process (a folder of the user's that happens to
+    match the name has no such file and is kept). The removed ones, for the caller to say so."""
     removed: list[Path] = []
-    if fcntl is None or not folder.is_dir():
+    try:
+        entries = list(folder.iterdir()) if fcntl is not None else []
+    except OSError:  # missing or unreadable: nothing to clean
         return removed
-    for entry in folder.iterdir():
+    for entry in entries:
         name = next((n for n in names if _staging_name(n).fullmatch(entry.name)), None)
         if name is None or entry.is_symlink() or not entry.is_dir():
             continue
         try:
-            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
+            fd = os.open(entry / _lock_name(name), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:  # no lock file: not ours, or still being set up
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if all(p.name.startswith(name) and not p.is_symlink() for p in entry.iterdir()):
-                shutil.rmtree(entry)
-                removed.append(entry)
+            shutil.rmtree(entry)
+            removed.append(entry)
         except OSError:  # locked: a live process is writing it
             continue
         finally:

@@ -105,16 +105,15 @@ def test_a_killed_exports_staging_is_removed_by_the_next_export_and_nothing_else
 
     name = "vit_test_64_fp32"
     debris = _killed_in_staging(tmp_path, name, [f"{name}.xml", f"{name}.bin"])
-    other = _killed_in_staging(tmp_path, "vit_test_64_int8", ["vit_test_64_int8.onnx"])
-    mine = tmp_path / f".{name}.notes123"
-    mine.mkdir()
+    other = _killed_in_staging(tmp_path, "vit_test_64_int8", ["fp32_vit_test_64_int8.onnx"])
+    mine = tmp_path / f".{name}.notes123"  # named like a staging folder, but no lock file: the user's
+    (mine / f"{name}.xml").mkdir(parents=True)
     (mine / "todo.txt").write_text("keep")
     lines: list[str] = []
     with staging(tmp_path, name) as live:
         assert remove_stale_staging(tmp_path, [name]) == [debris]  # the debris only: `live` is locked
         assert live.is_dir()
-        debris.mkdir()  # debris again, for the export to find
-        (debris / f"{name}.xml").write_text("partial")
+        debris = _killed_in_staging(tmp_path, name, [f"{name}.xml"])  # debris again, for the export to find
         result = export(targets="openvino", model="vit_test", imgsz=64, out=tmp_path, verify_outputs=False,
                         log=lines.append)
         assert result.artifacts[0].status == "unverified" and live.is_dir()
@@ -124,12 +123,15 @@ def test_a_killed_exports_staging_is_removed_by_the_next_export_and_nothing_else
 
 
 def test_a_killed_atomic_writes_staging_is_locked_only_while_it_lives(tmp_path):
+    """A live write's staging stays, a killed one's goes (whatever it holds: the int8 exports stage an fp32_ file);
+    an unreadable or missing folder has nothing to clean."""
     with atomic_path(tmp_path / "r.json") as tmp:
         assert remove_stale_staging(tmp_path, ["r.json"]) == [] and tmp.parent.exists()
         tmp.write_text("{}")
-    left = _killed_in_staging(tmp_path, "r.json", ["r.json"])
+    left = _killed_in_staging(tmp_path, "r.json", ["r.json", "fp32_r.json"])
     assert remove_stale_staging(tmp_path, ["r.json"]) == [left] and not left.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    assert remove_stale_staging(tmp_path / "missing", ["r.json"]) == []
 
 
 @pytest.fixture(scope="module")
