@@ -60,7 +60,8 @@ def read_metrics(out: str | Path) -> list[dict]:
 class Progress:
     """A one-line progress bar (redrawn on a terminal, a line every `every` steps otherwise)."""
 
-    def __init__(self, start: int, stop: int, every: int, stream=sys.stderr):
+    def __init__(self, start: int, stop: int, every: int, stream=None):
+        stream = stream or sys.stderr  # the stderr of now, not of import time (it may have been replaced since)
         self.start, self.stop, self.every, self.stream = start, stop, max(every, 1), stream
         self.tty = stream.isatty()
         self.t0 = time.perf_counter()
@@ -88,8 +89,9 @@ class Progress:
 class CollapseMonitor:
     """Warns when the teacher looks collapsed: near-uniform outputs (entropy) or identical features (std)."""
 
-    def __init__(self, after: int, max_entropy: float = 0.98, min_std: float = 0.05, stream=sys.stderr):
-        self.after, self.max_entropy, self.min_std, self.stream = after, max_entropy, min_std, stream
+    def __init__(self, after: int, max_entropy: float = 0.98, min_std: float = 0.05, stream=None):
+        self.after, self.max_entropy, self.min_std = after, max_entropy, min_std
+        self.stream = stream or sys.stderr  # the stderr of now, not of import time
         self.warned: set[str] = set()
 
     def check(self, step: int, record: dict) -> list[str]:
