@@ -49,39 +49,31 @@ class _Calibration:
         raise NotImplementedError
 
 
-def _depthwise_convs(path: Path) -> list[str]:
+def _depthwise_convs(graph) -> list[str]:
     """Names of the grouped (depthwise) Conv nodes, which dynamic int8 runs several times slower than float."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
     return [n.name for n in graph.node if n.op_type == "Conv"
             and any(a.name == "group" and a.i > 1 for a in n.attribute)]
 
 
-def _activation_matmuls(src: Path) -> list[str]:
+def _activation_matmuls(graph) -> list[str]:
     """Names of the MatMul nodes whose two inputs are both computed (attention's QKᵀ and AV), kept in float by
     int8: quantized, onnxruntime fuses the softmax between them into QLinearSoftmax, which took 17 % of ViT-S/16
     int8 at 224 and 40 % at 448 (benchmark --profile); float attention ran 1.1x (224) and 1.3-1.4x (448) faster
     end to end at the same parity."""
-    import onnx
-
-    graph = onnx.load(str(src), load_external_data=False).graph
     constant = {i.name for i in graph.initializer}
     constant |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     return [n.name for n in graph.node if n.op_type == "MatMul" and not constant & set(n.input)]
 
 
-def _float_nodes(src: Path, layers: tuple[str, ...]) -> list[str]:
+def _float_nodes(graph, layers: tuple[str, ...]) -> list[str]:
     """Names of the MatMul / Conv nodes of the backbone layers to keep in float, found by the torch module scopes
     the exporter records on every node."""
     import ast
 
-    import onnx
-
     if not layers:
         return []
     scopes = {}
-    for node in onnx.load(str(src)).graph.node:
+    for node in graph.node:
         if node.op_type in ("MatMul", "Conv", "Gemm"):
             meta = {p.key: p.value for p in node.metadata_props}
             scopes[node.name] = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
@@ -89,14 +81,18 @@ def _float_nodes(src: Path, layers: tuple[str, ...]) -> list[str]:
 
 
 def _quantize(conversion: Conversion, src: Path, dst: Path) -> None:
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    graph = onnx.load(str(src), load_external_data=False).graph  # read once: the nodes to keep float are named here
     if conversion.spec.precision == "int8-weights":
         quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=_depthwise_convs(src))
+                         weight_type=QuantType.QInt8, nodes_to_exclude=_depthwise_convs(graph))
         return
+    float_nodes = _float_nodes(graph, conversion.spec.quant.float_layers) + _activation_matmuls(graph)
     quantize_static(src, dst, _Calibration(conversion.calibration_batches()), quant_format=QuantFormat.QDQ,
                     op_types_to_quantize=["MatMul", "Conv"], per_channel=True, reduce_range=True,
-                    nodes_to_exclude=_float_nodes(src, conversion.spec.quant.float_layers) + _activation_matmuls(src),
+                    nodes_to_exclude=float_nodes,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
 
