@@ -44,9 +44,9 @@ def times_eager(row: dict) -> str:
 
 def bound(row: dict, rows: list[dict], borrow: bool) -> str:
     """What the profile says bounds this row: its time in matmul/conv/attention kernels against the rest, and the
-    largest other kernels. A row without a profile (TFLite: LiteRT's op profiler is not reachable from Python)
-    says so; with `borrow` (a goal on the model, not on one runtime) it shows the fastest profiled row of ours at
-    the same model, size and precision instead."""
+    largest other kernels. A row without a profile (Core ML: no runtime on Linux) says so; with `borrow` (a goal on
+    the model, not on one runtime) it shows the fastest profiled row of ours at the same model, size and precision
+    instead."""
     prefix = ""
     if "ops" not in (row.get("profile") or {}) and not borrow:
         return (row.get("profile") or {}).get("none", "not profiled")
@@ -60,9 +60,13 @@ def bound(row: dict, rows: list[dict], borrow: bool) -> str:
         prefix += f"{row['target']} {row['precision']} ({row['latency_ms']['median']:.1f} ms) instead: "
     prof, median = row["profile"], row["latency_ms"]["median"]
     others = [o for o in prof["ops"] if o["op"].split("/")[0] not in MATMUL_OPS][:3]
+    rate = ""
+    if row.get("peak_share") and prof["matmul_share"] > 0:  # the model's MACs over its matmul kernels' time
+        kind = "int8" if row["precision"] == "int8" else "fp32"
+        rate = f" (at {100 * row['peak_share'] / prof['matmul_share']:.0f} % of this run's {kind} GEMM peak)"
     return (prefix + f"matmul/conv/attention kernels {median * prof['matmul_share']:.1f} ms "
-            f"({100 * prof['matmul_share']:.0f} %), the rest {median * (1 - prof['matmul_share']):.1f} ms, largest: "
-            + ", ".join(f"{o['op']} {100 * o['share']:.0f} %" for o in others))
+            f"({100 * prof['matmul_share']:.0f} %){rate}, the rest {median * (1 - prof['matmul_share']):.1f} ms, "
+            "largest: " + ", ".join(f"{o['op']} {100 * o['share']:.0f} %" for o in others))
 
 
 def goal_lines(latency: dict, tracking: dict | None) -> list[str]:

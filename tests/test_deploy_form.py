@@ -74,3 +74,48 @@ def test_exported_onnx_gelu_is_one_node(name, tmp_path):
     model = create_model(name)
     count = len(model.blocks) if hasattr(model, "blocks") else sum(model.cfg.depths)
     assert ops["Gelu"] == count and ops["Erf"] == 0, ops
+
+
+@pytest.mark.parametrize(("kernel", "padding", "bias"),
+                         [(7, 3, True), (9, 4, False), (7, 2, True), ((7, 5), (3, 2), True)])
+def test_banded_depthwise_equals_the_convolution(kernel, padding, bias):
+    from edgedino.models.convnext_deploy import BandedDepthwise, banded_depthwise
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, kernel, padding=padding, groups=8, bias=bias),
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),  # 9 taps: runs directly, kept
+                              torch.nn.Conv2d(8, 8, 7, stride=2, padding=3, groups=8),  # strided: kept
+                              torch.nn.Conv2d(8, 16, 7, padding=3))  # dense: kept
+    x = torch.randn(2, 8, 19, 23)
+    with torch.no_grad():
+        expected = net(x)
+        banded = banded_depthwise(net)
+        got = banded(x)
+    assert [type(m) for m in banded] == [BandedDepthwise, *[torch.nn.Conv2d] * 3]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_tflite_convnext_depthwise_runs_in_xnnpacks_direct_kernel(tmp_path):
+    """Every depthwise kernel of the ConvNeXt .tflite has at most 25 taps, and LiteRT's own profiler reports them as
+    XNNPACK's depthwise operator (DWConv), not the grouped-GEMM fallback a 7x7 kernel gets; fp32 parity holds."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgedino.bench.litert_profile import op_times, profile_run
+    from edgedino.export import export
+
+    result = export(targets="tflite", model="convnext_test", imgsz=64, out=tmp_path, log=lambda line: None)
+    (artifact,) = result.artifacts
+    assert artifact.status == "ok" and len(artifact.parity) >= 2, artifact.message
+    assert all(p["cosine_mean"] >= 0.9999 for p in artifact.parity), artifact.parity
+    model = schema.ModelT.InitFromPackedBuf(open(artifact.path, "rb").read(), 0)
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    filters = [graph.tensors[op.inputs[1]].shape for op in graph.operators
+               if codes[model.operatorCodes[op.opcodeIndex].builtinCode] == "DEPTHWISE_CONV_2D"]
+    assert len(filters) == 3 * sum(create_model("convnext_test").cfg.depths), "7 rows in bands of 3, 3 and 1"
+    assert all(f[1] * f[2] <= 25 for f in filters), filters
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    ops = op_times(profile_run(artifact.path, [x], threads=1, runs=2))
+    assert ops.get("Convolution/NHWC, F32 DWConv", 0) > 0, ops
+    assert "Convolution/NHWC, F32 IGEMM" in ops, "the stem and downsampling convolutions stay dense"

@@ -1,8 +1,7 @@
 """Per-op time of one artifact in its runtime, grouped by op type: what bounds each speed number.
 
 OpenVINO from its CPU plugin's perf counters (node type and kernel), onnxruntime from its session profiler
-(node op type). LiteRT's op profiler is not reachable from its Python API (it lives in the benchmark_model
-binary), so TFLite rows carry no profile and say so.
+(node op type), LiteRT from its own op profiler (XNNPACK operator and kernel, edgedino.bench.litert_profile).
 """
 
 from __future__ import annotations
@@ -20,12 +19,14 @@ RUNS = 10
 MATMUL_OPS = ("FullyConnected", "FullyConnectedQuantized", "FullyConnectedQuantizedLegacy", "MatMul", "Gemm",
               "QGemm", "Convolution", "Conv", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul",
               "QLinearConv", "ConvInteger", "FusedMatMul", "FusedConv", "GroupConvolution",
-              "ScaledDotProductAttention", "Attention", "MultiHeadAttention")
+              "ScaledDotProductAttention", "Attention", "MultiHeadAttention",
+              "Fully Connected", "Convolution", "Batch Matrix Multiply",  # XNNPACK's, in LiteRT
+              "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")  # LiteRT's own kernels
 
 
 @dataclass
 class OpTime:
-    op: str  # op type, with the kernel OpenVINO chose ("FullyConnected/brgemm_avx512_I8")
+    op: str  # op type, with the kernel the runtime chose ("FullyConnected/brgemm_avx512_I8" in OpenVINO)
     ms: float  # per inference
     share: float  # of the summed op time
 
@@ -71,7 +72,14 @@ def onnxruntime_ops(path: Path, x: np.ndarray, threads: int) -> list[OpTime]:
     return _table(times)
 
 
-PROFILERS = {".xml": openvino_ops, ".onnx": onnxruntime_ops}
+def litert_ops(path: Path, x: np.ndarray, threads: int) -> list[OpTime]:
+    from edgedino.bench.litert_profile import op_times, profile_run
+
+    times = op_times(profile_run(path, [x], threads, RUNS))
+    return _table({k: v for k, v in times.items() if v > 0})  # its table rounds to the microsecond
+
+
+PROFILERS = {".xml": openvino_ops, ".onnx": onnxruntime_ops, ".tflite": litert_ops}
 
 
 def profile(path: Path, x: np.ndarray, threads: int, **options) -> dict:

@@ -12,6 +12,7 @@ Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
   x86 CPU (XNNPACK, 2 threads, 224x224):
   - int8 BATCH_MATMUL (attention) is not accelerated: vits16 79 ms with it, 21 ms without.
   - int8 DEPTHWISE_CONV_2D is slow: convnext_tiny 331 ms with it, 66 ms without (fp32: 124 ms).
+    (Measured before the 7x7 depthwise kernels were exported in bands, see edgedino.models.convnext_deploy.)
   - "full integer" (ai-edge-quantizer's static_wi8_ai8) was no faster and lost the cls token: a per-tensor
     scale shared with the patch tokens rounds the small cls token away (cls cosine 0.94 on vits16).
   The virtual INPUT and OUTPUT ops are pinned unquantized, so the artifact keeps its float32 (or uint8)
@@ -20,6 +21,7 @@ Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from edgedino.errors import EdgeDinoError
 from edgedino.export.module import ExportModule
 from edgedino.export.target import Conversion, Int8Scheme, Target, match_layers, register
+from edgedino.models.convnext_deploy import banded_depthwise
 from edgedino.runtime.base import METADATA_KEY
 
 SIGNATURE = "serving_default"
@@ -197,16 +200,18 @@ class TfliteTarget(Target):
         return "fp16" if (types.FLOAT16, True) in kinds else "fp32"
 
     def convert(self, conversion: Conversion, path: Path) -> None:
-        """Convert in float32, quantize to the spec's precision, then embed the metadata."""
+        """Convert in float32 (large depthwise kernels in bands XNNPACK runs directly), quantize to the spec's
+        precision, then embed the metadata."""
         precision = conversion.spec.precision
         calibration = _calibration(conversion.calibration_batches()) if precision == "int8" else None
+        module = banded_depthwise(copy.deepcopy(conversion.module))
         if precision == "fp32":
-            _convert_fp32(conversion.module, path)
+            _convert_fp32(module, path)
         else:
             fp32 = path.with_name("fp32_" + path.name)
             try:
-                _convert_fp32(conversion.module, fp32)
-                scopes = _float_scopes(conversion.module, fp32, conversion.spec.quant.float_layers)
+                _convert_fp32(module, fp32)
+                scopes = _float_scopes(module, fp32, conversion.spec.quant.float_layers)
                 _quantize(fp32, path, precision, calibration, scopes)
             finally:
                 fp32.unlink(missing_ok=True)
