@@ -77,31 +77,46 @@ def test_exported_onnx_gelu_is_one_node(name, tmp_path):
 
 
 @pytest.mark.parametrize(("kernel", "padding", "bias"),
-                         [(7, 3, True), (9, 4, False), (7, 2, True), ((7, 5), (3, 2), True)])
+                         [(7, 3, True), (9, 4, False), (7, 2, True), ((7, 5), (3, 2), True), (6, 3, True), (7, 0, True),
+                          (7, 5, False), ((2, 25), (1, 12), True)])
 def test_banded_depthwise_equals_the_convolution(kernel, padding, bias):
     from edgedino.models.convnext_deploy import BandedDepthwise, banded_depthwise
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, kernel, padding=padding, groups=8, bias=bias),
-                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),  # 9 taps: runs directly, kept
-                              torch.nn.Conv2d(8, 8, 7, stride=2, padding=3, groups=8),  # strided: kept
-                              torch.nn.Conv2d(8, 16, 7, padding=3))  # dense: kept
-    x = torch.randn(2, 8, 19, 23)
+                              torch.nn.Conv2d(8, 8, 3, padding=1, groups=8))  # 9 taps: runs directly, kept
+    x = torch.randn(2, 8, 19, 30)
     with torch.no_grad():
         expected = net(x)
         banded = banded_depthwise(net)
         got = banded(x)
-    assert [type(m) for m in banded] == [BandedDepthwise, *[torch.nn.Conv2d] * 3]
+        unbatched = banded(x[0])
+    assert [type(m) for m in banded] == [BandedDepthwise, torch.nn.Conv2d] and type(net[0]) is torch.nn.Conv2d
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(unbatched, expected[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv", [
+    dict(kernel_size=7, stride=2, padding=3), dict(kernel_size=7, dilation=2, padding=6),
+    dict(kernel_size=7, padding=3, padding_mode="reflect"), dict(kernel_size=7, padding="same"),
+    dict(kernel_size=(3, 27), padding=(1, 13))])
+def test_banded_depthwise_leaves_what_it_cannot_compute(conv):
+    from edgedino.models.convnext_deploy import BandedDepthwise, banded_depthwise
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(8, 8, groups=8, **conv), torch.nn.Conv2d(8, 16, 7, padding=3))
+    assert banded_depthwise(net) is net and [type(m) for m in net] == [torch.nn.Conv2d] * 2
+    with pytest.raises(ValueError, match="stride-1, undilated"):
+        BandedDepthwise(8, 8, groups=8, **conv)
 
 
 def test_tflite_convnext_depthwise_runs_in_xnnpacks_direct_kernel(tmp_path):
-    """Every depthwise kernel of the ConvNeXt .tflite has at most 25 taps, and LiteRT's own profiler reports them as
-    XNNPACK's depthwise operator (DWConv), not the grouped-GEMM fallback a 7x7 kernel gets; fp32 parity holds."""
+    """Every depthwise kernel of the ConvNeXt .tflite has at most 25 taps, and LiteRT's own profiler counts one
+    call of XNNPACK's depthwise operator (DWConv) per band and a grouped-GEMM (IGEMM) call only for the dense
+    stem and downsampling convolutions; fp32 parity holds."""
     import numpy as np
     from ai_edge_litert import schema_py_generated as schema
 
-    from edgedino.bench.litert_profile import op_times, profile_run
+    from edgedino.bench.litert_profile import delegate_calls, profile_run
     from edgedino.export import export
 
     result = export(targets="tflite", model="convnext_test", imgsz=64, out=tmp_path, log=lambda line: None)
@@ -113,9 +128,10 @@ def test_tflite_convnext_depthwise_runs_in_xnnpacks_direct_kernel(tmp_path):
     graph = model.subgraphs[0]
     filters = [graph.tensors[op.inputs[1]].shape for op in graph.operators
                if codes[model.operatorCodes[op.opcodeIndex].builtinCode] == "DEPTHWISE_CONV_2D"]
-    assert len(filters) == 3 * sum(create_model("convnext_test").cfg.depths), "7 rows in bands of 3, 3 and 1"
+    depths = create_model("convnext_test").cfg.depths
+    assert len(filters) == 3 * sum(depths), "7 rows in bands of 3, 3 and 1"
     assert all(f[1] * f[2] <= 25 for f in filters), filters
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    ops = op_times(profile_run(artifact.path, [x], threads=1, runs=2))
-    assert ops.get("Convolution/NHWC, F32 DWConv", 0) > 0, ops
-    assert "Convolution/NHWC, F32 IGEMM" in ops, "the stem and downsampling convolutions stay dense"
+    calls = delegate_calls(profile_run(artifact.path, [x], threads=1, runs=2))
+    assert calls.get("Convolution/NHWC, F32 DWConv") == len(filters), calls
+    assert calls.get("Convolution/NHWC, F32 IGEMM") == len(depths), "the stem and 3 downsampling convolutions only"

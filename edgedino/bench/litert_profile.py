@@ -11,6 +11,7 @@ checked: a failed call is an error, never an empty profile.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,20 +33,40 @@ class ProfiledRun:
     outputs: list[bytes]  # the signature's outputs after the last run, in signature order
 
 
-def _library() -> ctypes.CDLL:
-    import ai_edge_litert
+def _libraries() -> tuple[ctypes.CDLL, ctypes.CDLL]:
+    """libLiteRt from the installed ai-edge-litert, and the C library whose malloc/free it uses."""
+    try:
+        import ai_edge_litert
 
-    path = Path(ai_edge_litert.__file__).parent / "libLiteRt.so"
-    if not path.is_file():
-        raise EdgeDinoError(f"LiteRT's C library is not in this ai-edge-litert install ({path})")
-    lib = ctypes.CDLL(str(path))
-    lib.LiteRtGetProfileSummary.argtypes = [P, P, ctypes.POINTER(ctypes.c_char_p)]
-    return lib
+        folder = Path(ai_edge_litert.__file__).parent
+        path = next((p for p in (folder / f"libLiteRt{s}" for s in (".so", ".dylib")) if p.is_file()), None)
+        if path is None:
+            raise EdgeDinoError(f"LiteRT's C library (libLiteRt) is not in this ai-edge-litert install ({folder})")
+        lib, libc = ctypes.CDLL(str(path)), ctypes.CDLL(None)
+        for name in USED:
+            getattr(lib, name)
+    except (ImportError, OSError, AttributeError, TypeError) as e:
+        raise EdgeDinoError(f"LiteRT's C API is not usable here: {type(e).__name__}: {e}") from None
+    libc.strdup.restype, libc.strdup.argtypes = P, [ctypes.c_char_p]
+    libc.free.argtypes = [P]
+    return lib, libc
+
+
+USED = ("LiteRtCreateEnvironment", "LiteRtCreateModelFromFile", "LiteRtCreateOptions",
+        "LiteRtSetOptionsHardwareAccelerators", "LiteRtCreateOpaqueOptions", "LiteRtAddOpaqueOptions",
+        "LiteRtDestroyOpaqueOptions", "LiteRtCreateCompiledModel", "LiteRtGetModelSignature",
+        "LiteRtGetNumSignatureInputs", "LiteRtGetNumSignatureOutputs", "LiteRtGetCompiledModelInputBufferRequirements",
+        "LiteRtGetCompiledModelOutputBufferRequirements", "LiteRtGetSignatureInputTensorByIndex",
+        "LiteRtGetSignatureOutputTensorByIndex", "LiteRtGetRankedTensorType",
+        "LiteRtCreateManagedTensorBufferFromRequirements", "LiteRtGetTensorBufferPackedSize", "LiteRtLockTensorBuffer",
+        "LiteRtUnlockTensorBuffer", "LiteRtRunCompiledModel", "LiteRtCompiledModelGetProfiler", "LiteRtResetProfiler",
+        "LiteRtStartProfiler", "LiteRtStopProfiler", "LiteRtGetProfileSummary", "LiteRtDestroyTensorBuffer",
+        "LiteRtDestroyCompiledModel", "LiteRtDestroyOptions", "LiteRtDestroyModel", "LiteRtDestroyEnvironment")
 
 
 def profile_run(path: Path, inputs: list[np.ndarray], threads: int, runs: int, warmup: int = 1) -> ProfiledRun:
     """Compile `path` for the CPU with profiling on, run it `warmup` times, then `runs` times profiled."""
-    lib, owned = _library(), []
+    (lib, libc), owned = _libraries(), []
 
     def call(what: str, status: int) -> None:
         if status != 0:
@@ -59,16 +80,17 @@ def profile_run(path: Path, inputs: list[np.ndarray], threads: int, runs: int, w
         return out
 
     def option(identifier: bytes, toml: bytes) -> None:
-        libc = ctypes.CDLL(None)
-        libc.strdup.restype, libc.strdup.argtypes = P, [ctypes.c_char_p]
-        payload = libc.strdup(toml)  # LiteRT frees it with free() once the options are destroyed
-        opaque = handle(f"option {identifier.decode()}", lib.LiteRtCreateOpaqueOptions, identifier, P(payload),
-                        ctypes.cast(libc.free, P))
-        call(f"option {identifier.decode()}", lib.LiteRtAddOpaqueOptions(options, opaque))
+        payload, opaque = P(libc.strdup(toml)), P()  # the options free the payload with free() once they own it
+        if lib.LiteRtCreateOpaqueOptions(identifier, payload, ctypes.cast(libc.free, P), ctypes.byref(opaque)):
+            libc.free(payload)
+            raise EdgeDinoError(f"LiteRT option {identifier.decode()} failed for {path}")
+        if lib.LiteRtAddOpaqueOptions(options, opaque):
+            lib.LiteRtDestroyOpaqueOptions(opaque)
+            raise EdgeDinoError(f"LiteRT option {identifier.decode()} failed for {path}")
 
     try:
         env = handle("environment", lib.LiteRtCreateEnvironment, 0, None, destroy="LiteRtDestroyEnvironment")
-        model = handle("model load", lib.LiteRtCreateModelFromFile, env, str(path).encode(),
+        model = handle("model load", lib.LiteRtCreateModelFromFile, env, os.fsencode(path),
                        destroy="LiteRtDestroyModel")
         options = handle("options", lib.LiteRtCreateOptions, destroy="LiteRtDestroyOptions")
         call("accelerator", lib.LiteRtSetOptionsHardwareAccelerators(options, CPU))
@@ -111,9 +133,11 @@ def profile_run(path: Path, inputs: list[np.ndarray], threads: int, runs: int, w
         for _ in range(runs):
             run()
         call("profiler stop", lib.LiteRtStopProfiler(profiler))
-        text = ctypes.c_char_p()
-        call("profile summary", lib.LiteRtGetProfileSummary(profiler, compiled, ctypes.byref(text)))
-        summary = (text.value or b"").decode(errors="replace")
+        text = P()
+        status = lib.LiteRtGetProfileSummary(profiler, compiled, ctypes.byref(text))
+        summary = ctypes.string_at(text).decode(errors="replace") if text.value else ""
+        libc.free(text)  # malloc'ed by LiteRT for the caller (freeing NULL is a no-op)
+        call("profile summary", status)
         return ProfiledRun(summary, runs, [_copy(lib, buffer) for buffer in buffers["Output"]])
     finally:
         for destroy, obj in reversed(owned):
@@ -138,9 +162,9 @@ def _copy(lib: ctypes.CDLL, buffer: P, data: bytes | None = None) -> bytes:
         lib.LiteRtUnlockTensorBuffer(buffer)
 
 
-NODE_TYPE = re.compile(r"^\s*(?P<type>\S.*?)\s+\d+\s+(?P<avg_ms>[\d.]+)\s+[\d.]+%\s+[\d.]+%\s+[\d.]+\s+"
-                       r"(?P<called>\d+)\s*$")
-DELEGATE_OP = re.compile(r"^(?P<type>Delegate/.*?)\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+(?P<total_us>\d+)\s*$")
+NODE_TYPE = re.compile(r"^\s*(?P<type>\S.*?)\s+\d+\s+[\d.]+\s+(?P<pct>[\d.]+)%\s+[\d.]+%\s+[\d.]+\s+\d+\s*$")
+DELEGATE_OP = re.compile(r"^(?P<type>Delegate/.*?)\s+(?P<count>\d+)\s+[\d.]+\s+\d+\s+\d+\s+(?P<total_us>\d+)\s*$")
+TOTAL_US = re.compile(r"^Timings \(microseconds\): count=\d+ .*?\bcurr=(?P<total_us>\d+)", re.M)
 
 
 def _table(summary: str, title: str) -> list[str]:
@@ -148,24 +172,32 @@ def _table(summary: str, title: str) -> list[str]:
     return summary.partition(f" {title} ")[2].partition("\n")[2].split("=====")[0].splitlines()[1:]
 
 
+def op_name(name: str) -> str:
+    """"Delegate/Fully Connected (NC, QS8, QC8W) GEMM" -> "Fully Connected/NC, QS8, QC8W GEMM" (XNNPACK's operator
+    and kernel, as OpenVINO's are named); a builtin LiteRT ran outside the delegate keeps its name ("REVERSE_V2")."""
+    op, _, kernel = name.removeprefix("Delegate/").partition(" (")
+    return f"{op}/{kernel.replace(')', '')}" if kernel else op
+
+
+def delegate_calls(run: ProfiledRun) -> dict[str, float]:
+    """Calls per inference of each XNNPACK operator type, from the "Delegate Statistics" table."""
+    return {op_name(row["type"]): int(row["count"]) / run.runs
+            for row in map(DELEGATE_OP.match, _table(run.summary, "Delegate Statistics")) if row}
+
+
 def op_times(run: ProfiledRun) -> dict[str, float]:
     """ms per inference of each op type. XNNPACK's operators come from the "Delegate Statistics" table (their summed
-    microseconds), an op LiteRT ran outside the delegate from "Summary by node type" (its average ms per call);
-    "Delegate/Fully Connected (NC, QS8, QC8W) GEMM" is named "Fully Connected/NC, QS8, QC8W GEMM" (op and kernel,
-    as for OpenVINO), a builtin keeps its name ("REVERSE_V2")."""
+    microseconds); an op LiteRT ran outside the delegate from "Summary by node type", its share of the total time
+    of all events (the summary's "Timings ... curr=")."""
     times: dict[str, float] = {}
-
-    def add(name: str, ms: float) -> None:
-        op, _, kernel = name.removeprefix("Delegate/").partition(" (")
-        key = f"{op}/{kernel.replace(')', '')}" if kernel else op
-        times[key] = times.get(key, 0.0) + ms
-
-    for line in _table(run.summary, "Delegate Statistics"):
-        if row := DELEGATE_OP.match(line):
-            add(row["type"], int(row["total_us"]) / 1000 / run.runs)
-    for line in _table(run.summary, "Summary by node type"):
-        if (row := NODE_TYPE.match(line)) and not row["type"].startswith("Delegate/"):
-            add(row["type"], float(row["avg_ms"]) * int(row["called"]) / run.runs)
+    for row in map(DELEGATE_OP.match, _table(run.summary, "Delegate Statistics")):
+        if row:
+            times[op_name(row["type"])] = times.get(op_name(row["type"]), 0.0) + int(row["total_us"]) / 1000 / run.runs
+    total = TOTAL_US.search(run.summary)
+    for row in map(NODE_TYPE.match, _table(run.summary, "Summary by node type")):
+        if row and total and not row["type"].startswith("Delegate/"):
+            ms = float(row["pct"]) / 100 * int(total["total_us"]) / 1000 / run.runs
+            times[op_name(row["type"])] = times.get(op_name(row["type"]), 0.0) + ms
     if not sum(times.values()) > 0:
         raise EdgeDinoError("LiteRT's profile summary has no op times (its 'Delegate Statistics' and 'Summary by "
                             "node type' tables are missing or empty)")

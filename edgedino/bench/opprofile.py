@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedino.errors import EdgeDinoError
+
 RUNS = 10
 MATMUL_OPS = ("FullyConnected", "FullyConnectedQuantized", "FullyConnectedQuantizedLegacy", "MatMul", "Gemm",
               "QGemm", "Convolution", "Conv", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul",
               "QLinearConv", "ConvInteger", "FusedMatMul", "FusedConv", "GroupConvolution",
               "ScaledDotProductAttention", "Attention", "MultiHeadAttention",
-              "Fully Connected", "Convolution", "Batch Matrix Multiply",  # XNNPACK's, in LiteRT
+              "Fully Connected", "Dynamic Fully Connected", "Batch Matrix Multiply",  # XNNPACK's, in LiteRT
               "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")  # LiteRT's own kernels
 
 
@@ -83,12 +85,15 @@ PROFILERS = {".xml": openvino_ops, ".onnx": onnxruntime_ops, ".tflite": litert_o
 
 
 def profile(path: Path, x: np.ndarray, threads: int, **options) -> dict:
-    """{"ops": [OpTime...], "matmul_share": ...} for an artifact, or {"none": why} where no profiler exists;
+    """{"ops": [OpTime...], "matmul_share": ...} for an artifact, or {"none": why} where no profile could be made;
     `options` are the runtime's own, as the row ran it (OpenVINO's precision)."""
     profiler = PROFILERS.get(Path(path).suffix)
     if profiler is None:
         return {"none": f"no per-op profiler for {Path(path).suffix} from Python"}
-    ops = profiler(Path(path), x, threads, **options)
+    try:
+        ops = profiler(Path(path), x, threads, **options)
+    except EdgeDinoError as e:  # the row keeps its latency; its profile says why there is none
+        return {"none": str(e)}
     matmul = sum(o.share for o in ops if o.op.split("/")[0] in MATMUL_OPS)
     return {"ops": [asdict(o) for o in ops], "matmul_share": matmul}
 

@@ -21,7 +21,6 @@ Precisions (all through ai-edge-quantizer on the fp32 flatbuffer):
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -204,7 +203,7 @@ class TfliteTarget(Target):
         precision, then embed the metadata."""
         precision = conversion.spec.precision
         calibration = _calibration(conversion.calibration_batches()) if precision == "int8" else None
-        module = banded_depthwise(copy.deepcopy(conversion.module))
+        module = banded_depthwise(conversion.module)
         if precision == "fp32":
             _convert_fp32(module, path)
         else:

@@ -3,6 +3,8 @@ insert no NCHW<->NHWC reorders inside blocks. Exact in real arithmetic; fp32 agr
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -57,29 +59,44 @@ class BandedDepthwise(nn.Conv2d):
 
     taps = 25
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not bandable(self, any_size=True):
+            raise ValueError("BandedDepthwise is a stride-1, undilated, zero-padded depthwise convolution of at most "
+                             f"{self.taps} taps per kernel row; got {self}")
+
     def forward(self, x: Tensor) -> Tensor:
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        rows = max(1, self.taps // kw)
-        out_h = x.shape[2] + 2 * ph - kh + 1
+        rows = self.taps // kw
+        out_h = x.shape[-2] + 2 * ph - kh + 1
         x = F.pad(x, (pw, pw, ph, ph))
         out = None
         for top in range(0, kh, rows):
             bottom = min(top + rows, kh)
-            band = F.conv2d(x[:, :, top:top + out_h + bottom - top - 1], self.weight[:, :, top:bottom],
+            band = F.conv2d(x[..., top:top + out_h + bottom - top - 1, :], self.weight[:, :, top:bottom],
                             self.bias if top == 0 else None, groups=self.groups)
             out = band if out is None else out + band
         return out
 
 
+def bandable(conv: nn.Conv2d, any_size: bool = False) -> bool:
+    """Whether `conv` is a depthwise convolution BandedDepthwise computes (and, unless `any_size`, one with more than
+    BandedDepthwise.taps taps, which XNNPACK would run as a grouped GEMM)."""
+    (kh, kw), taps = conv.kernel_size, BandedDepthwise.taps
+    return (conv.groups == conv.in_channels == conv.out_channels and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and kw <= taps and (any_size or kh * kw > taps))
+
+
 def banded_depthwise(module: nn.Module) -> nn.Module:
-    """Swap, in place, every stride-1 depthwise convolution of more than BandedDepthwise.taps taps for its banded
-    form; returns `module`."""
+    """`module` with every depthwise convolution of more than BandedDepthwise.taps taps in its banded form: a copy
+    when there is one to swap, else `module` itself."""
+    if not any(type(m) is nn.Conv2d and bandable(m) for m in module.modules()):
+        return module
+    module = copy.deepcopy(module)
     for parent in list(module.modules()):
         for name, conv in parent.named_children():
-            if (type(conv) is nn.Conv2d and conv.groups == conv.in_channels == conv.out_channels
-                    and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
-                    and not isinstance(conv.padding, str)
-                    and conv.kernel_size[0] * conv.kernel_size[1] > BandedDepthwise.taps):
+            if type(conv) is nn.Conv2d and bandable(conv):
                 banded = BandedDepthwise(conv.in_channels, conv.out_channels, conv.kernel_size,
                                          padding=conv.padding, groups=conv.groups, bias=conv.bias is not None)
                 banded.load_state_dict(conv.state_dict())
