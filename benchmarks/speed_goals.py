@@ -44,7 +44,7 @@ def times_eager(row: dict) -> str:
 
 def bound(row: dict, rows: list[dict], borrow: bool) -> str:
     """What the profile says bounds this row: its time in matmul/conv/attention kernels against the rest, and the
-    largest other kernels. A row without a profile (Core ML: no runtime on Linux) says so; with `borrow` (a goal on
+    largest other kernels. A row without a profile (Core ML: no op profiler) says so; with `borrow` (a goal on
     the model, not on one runtime) it shows the fastest profiled row of ours at the same model, size and precision
     instead."""
     prefix = ""
