@@ -42,7 +42,7 @@ def times_eager(row: dict) -> str:
     return "-" if row.get("speedup_vs_torch") is None else f"{row['speedup_vs_torch']:.2f}"
 
 
-def bound(row: dict, rows: list[dict], borrow: bool) -> str:
+def bound(row: dict, rows: list[dict], borrow: bool, peaks: dict) -> str:
     """What the profile says bounds this row: its time in matmul/conv/attention kernels against the rest, and the
     largest other kernels. A row without a profile (Core ML: no op profiler) says so; with `borrow` (a goal on
     the model, not on one runtime) it shows the fastest profiled row of ours at the same model, size and precision
@@ -61,9 +61,10 @@ def bound(row: dict, rows: list[dict], borrow: bool) -> str:
     prof, median = row["profile"], row["latency_ms"]["median"]
     others = [o for o in prof["ops"] if o["op"].split("/")[0] not in MATMUL_OPS][:3]
     rate = ""
-    if row.get("peak_share") and prof["matmul_share"] > 0:  # the model's MACs over its matmul kernels' time
+    if row.get("gmacs_per_s") and prof["matmul_share"] > 0:  # the model's MACs over its matmul kernels' time
         kind = "int8" if row["precision"] == "int8" else "fp32"
-        rate = f" (at {100 * row['peak_share'] / prof['matmul_share']:.0f} % of this run's {kind} GEMM peak)"
+        rate = (f" (model MACs over their time: {row['gmacs_per_s'] / prof['matmul_share']:.0f} GMAC/s; this run's "
+                f"{kind} GEMM peak: {peaks[str(row['threads'])][kind]:.0f})")
     return (prefix + f"matmul/conv/attention kernels {median * prof['matmul_share']:.1f} ms "
             f"({100 * prof['matmul_share']:.0f} %){rate}, the rest {median * (1 - prof['matmul_share']):.1f} ms, "
             "largest: " + ", ".join(f"{o['op']} {100 * o['share']:.0f} %" for o in others))
@@ -79,7 +80,7 @@ def goal_lines(latency: dict, tracking: dict | None) -> list[str]:
             out.append(f"| {goal} | no measured row | no | - |")
             return
         out.append(f"| {goal} | {value} | {met_text or ('yes' if met else 'no')} | "
-                   f"{'-' if met else bound(row, rows, borrow)} |")
+                   f"{'-' if met else bound(row, rows, borrow, latency['peak_gmacs'])} |")
 
     for model, size, ms, speedup in (("vits16", "224x224", 6.5, 6.5), ("convnext_tiny", "224x224", 7.5, 5.5),
                                      ("vits16", "448x448", 30.0, None)):
