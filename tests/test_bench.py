@@ -88,7 +88,8 @@ def test_profile_breaks_each_artifact_down_by_op(first_run, cache, tmp_path):
     out = benchmark(cache, tmp_path, "--targets", "onnx,openvino,tflite", "--precision", "int8", "--profile")
     assert out.returncode == 0, out.stderr
     rows = {r["target"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
-    for target, matmul_op in (("onnx", "MatMul"), ("openvino", "FullyConnected"), ("tflite", "Fully Connected")):
+    # tflite: the patch embedding's convolution; vit_test's linears at 64x64 take under LiteRT's 1 us resolution
+    for target, matmul_op in (("onnx", "MatMul"), ("openvino", "FullyConnected"), ("tflite", "Convolution/")):
         prof = rows[target]["profile"]
         assert all(o["ms"] > 0 for o in prof["ops"]) and sum(o["share"] for o in prof["ops"]) == pytest.approx(1.0)
         assert any(matmul_op in o["op"] for o in prof["ops"]), prof["ops"]
