@@ -114,20 +114,17 @@ def test_tflite_convnext_depthwise_runs_in_xnnpacks_direct_kernel(tmp_path):
     call of XNNPACK's depthwise operator (DWConv) per band and a grouped-GEMM (IGEMM) call only for the dense
     stem and downsampling convolutions; fp32 parity holds."""
     import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
 
     from edgedino.bench.litert_profile import delegate_calls, profile_run
     from edgedino.export import export
+    from edgedino.export.tflite import graph_ops
 
     result = export(targets="tflite", model="convnext_test", imgsz=64, out=tmp_path, log=lambda line: None)
     (artifact,) = result.artifacts
     assert artifact.status == "ok" and len(artifact.parity) >= 2, artifact.message
     assert all(p["cosine_mean"] >= 0.9999 for p in artifact.parity), artifact.parity
-    model = schema.ModelT.InitFromPackedBuf(open(artifact.path, "rb").read(), 0)
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    graph = model.subgraphs[0]
-    filters = [graph.tensors[op.inputs[1]].shape for op in graph.operators
-               if codes[model.operatorCodes[op.opcodeIndex].builtinCode] == "DEPTHWISE_CONV_2D"]
+    graph, ops = graph_ops(artifact.path)
+    filters = [graph.tensors[op.inputs[1]].shape for name, op in ops if name == "DEPTHWISE_CONV_2D"]
     depths = create_model("convnext_test").cfg.depths
     assert len(filters) == 3 * sum(depths), "7 rows in bands of 3, 3 and 1"
     assert all(f[1] * f[2] <= 25 for f in filters), filters

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +168,7 @@ DELEGATE_OP = re.compile(r"^(?P<type>Delegate/.*?)\s+(?P<count>\d+)\s+[\d.]+\s+\
 TOTAL_US = re.compile(r"^Timings \(microseconds\): count=\d+ .*?\bcurr=(?P<total_us>\d+)", re.M)
 
 
-def _table(summary: str, title: str) -> list[str]:
+def _section(summary: str, title: str) -> list[str]:
     """The lines of one of the summary's tables, below its "=== title ===" banner and its header."""
     return summary.partition(f" {title} ")[2].partition("\n")[2].split("=====")[0].splitlines()[1:]
 
@@ -182,23 +183,22 @@ def op_name(name: str) -> str:
 def delegate_calls(run: ProfiledRun) -> dict[str, float]:
     """Calls per inference of each XNNPACK operator type, from the "Delegate Statistics" table."""
     return {op_name(row["type"]): int(row["count"]) / run.runs
-            for row in map(DELEGATE_OP.match, _table(run.summary, "Delegate Statistics")) if row}
+            for row in map(DELEGATE_OP.match, _section(run.summary, "Delegate Statistics")) if row}
 
 
 def op_times(run: ProfiledRun) -> dict[str, float]:
     """ms per inference of each op type. XNNPACK's operators come from the "Delegate Statistics" table (their summed
     microseconds); an op LiteRT ran outside the delegate from "Summary by node type", its share of the total time
     of all events (the summary's "Timings ... curr=")."""
-    times: dict[str, float] = {}
-    for row in map(DELEGATE_OP.match, _table(run.summary, "Delegate Statistics")):
+    times: dict[str, float] = defaultdict(float)
+    for row in map(DELEGATE_OP.match, _section(run.summary, "Delegate Statistics")):
         if row:
-            times[op_name(row["type"])] = times.get(op_name(row["type"]), 0.0) + int(row["total_us"]) / 1000 / run.runs
+            times[op_name(row["type"])] += int(row["total_us"]) / 1000 / run.runs
     total = TOTAL_US.search(run.summary)
-    for row in map(NODE_TYPE.match, _table(run.summary, "Summary by node type")):
+    for row in map(NODE_TYPE.match, _section(run.summary, "Summary by node type")):
         if row and total and not row["type"].startswith("Delegate/"):
-            ms = float(row["pct"]) / 100 * int(total["total_us"]) / 1000 / run.runs
-            times[op_name(row["type"])] = times.get(op_name(row["type"]), 0.0) + ms
+            times[op_name(row["type"])] += float(row["pct"]) / 100 * int(total["total_us"]) / 1000 / run.runs
     if not sum(times.values()) > 0:
         raise EdgeDinoError("LiteRT's profile summary has no op times (its 'Delegate Statistics' and 'Summary by "
                             "node type' tables are missing or empty)")
-    return times
+    return dict(times)

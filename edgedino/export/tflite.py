@@ -75,19 +75,25 @@ def layer_scope(module: ExportModule, layer: str) -> str:
     return "/" + "/".join(parts) + ";"
 
 
+def graph_ops(path: Path) -> tuple[object, list[tuple[str, object]]]:
+    """The main graph of a .tflite file and each of its operators with its builtin name ("CONV_2D", ...)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    graph = model.subgraphs[0]
+    return graph, [(codes.get(model.operatorCodes[op.opcodeIndex].builtinCode), op) for op in graph.operators]
+
+
 def _float_scopes(module: ExportModule, src: Path, layers: tuple[str, ...]) -> list[str]:
     """Regexes of the op scopes of the layers to keep in float, each checked against the float32 model's ops."""
     import re
 
-    from ai_edge_litert import schema_py_generated as schema
-
     if not layers:
         return []
-    model = schema.ModelT.InitFromPackedBuf(src.read_bytes(), 0)
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    graph = model.subgraphs[0]
-    scopes = [";".join(graph.tensors[i].name.decode() for i in op.outputs) + ";" for op in graph.operators
-              if codes.get(model.operatorCodes[op.opcodeIndex].builtinCode) in (*INT8_OPS, "DEPTHWISE_CONV_2D")]
+    graph, ops = graph_ops(src)
+    scopes = [";".join(graph.tensors[i].name.decode() for i in op.outputs) + ";" for name, op in ops
+              if name in (*INT8_OPS, "DEPTHWISE_CONV_2D")]
     wanted = {layer: layer_scope(module, layer) for layer in layers}
     match_layers("tflite", layers, scopes, lambda layer, scope: wanted[layer] in scope)
     return [re.escape(wanted[layer]) for layer in layers]
